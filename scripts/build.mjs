@@ -1,0 +1,20 @@
+// Build: TypeScript (tsc) and the AssemblyScript kernels (asc, two flavours: FMA and mul+add).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (n) => join(root, 'node_modules', '.bin', n);
+const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root });
+
+run(bin('tsc'), ['-p', 'tsconfig.json']);
+const entry = join(root, 'src/kernels/assembly/index.ts');
+if (existsSync(entry)) {
+  const out = join(root, 'dist/wasm');
+  mkdirSync(out, { recursive: true });
+  const common = [entry, '-O3', '--runtime', 'stub', '--enable', 'simd', '--enable', 'threads',
+    '--importMemory', '--sharedMemory', '--initialMemory', '1', '--maximumMemory', '65536', '--noAssert'];
+  run(bin('asc'), [...common, '--enable', 'relaxed-simd', '--use', 'FMA=1', '-o', join(out, 'kernels-fma.wasm')]);
+  run(bin('asc'), [...common, '--use', 'FMA=0', '-o', join(out, 'kernels.wasm')]);
+}
