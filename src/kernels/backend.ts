@@ -49,6 +49,8 @@ export interface Backend {
   addInPlace(out: Float32Array, a: Float32Array, n: number): void;
   /** out = a * s (n). */
   scale(out: Float32Array, a: Float32Array, s: number, n: number): void;
+  /** out (A,C,B,D) = inp (A,B,C,D) with the middle axes swapped: (B,T,H,D) <-> (B,H,T,D). No aliasing. */
+  permute0213(out: Float32Array, inp: Float32Array, A: number, B: number, C: number, D: number): void;
 
   // ---------------------------------------------------------------- embedding
   /** out (N,C) = wte[ids[i]] (+ wpe[pos[i]] when wpe is given). */

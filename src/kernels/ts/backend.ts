@@ -32,6 +32,9 @@ export class TsBackend implements Backend {
   add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void { for (let i = 0; i < n; i++) out[i] = a[i] + b[i]; }
   addInPlace(out: Float32Array, a: Float32Array, n: number): void { for (let i = 0; i < n; i++) out[i] += a[i]; }
   scale(out: Float32Array, a: Float32Array, s: number, n: number): void { for (let i = 0; i < n; i++) out[i] = a[i] * s; }
+  permute0213(out: Float32Array, inp: Float32Array, A: number, B: number, C: number, D: number): void {
+    ops.permute0213(out, inp, A, B, C, D);
+  }
 
   embeddingForward(out: Float32Array, ids: Int32Array, wte: Float32Array, N: number, C: number,
     wpe?: Float32Array, pos?: Int32Array): void { ops.embeddingForward(out, ids, wte, N, C, wpe, pos); }

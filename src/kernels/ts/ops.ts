@@ -13,6 +13,17 @@ export function biasBackward(dBias: Float32Array, dOut: Float32Array, N: number,
   }
 }
 
+export function permute0213(out: Float32Array, inp: Float32Array, A: number, B: number, C: number, D: number): void {
+  for (let a = 0; a < A; a++) {
+    for (let b = 0; b < B; b++) {
+      for (let c = 0; c < C; c++) {
+        const src = ((a * B + b) * C + c) * D, dst = ((a * C + c) * B + b) * D;
+        for (let d = 0; d < D; d++) out[dst + d] = inp[src + d];
+      }
+    }
+  }
+}
+
 export function embeddingForward(out: Float32Array, ids: Int32Array, wte: Float32Array, N: number, C: number,
   wpe?: Float32Array, pos?: Int32Array): void {
   for (let i = 0; i < N; i++) {

@@ -1,0 +1,91 @@
+/**
+ * Activation buffers of a forward pass over N = B·T tokens, kept for the backward pass (llm.c style:
+ * allocated once per shape and reused), and the KV cache for incremental decoding.
+ */
+import type { Backend } from '../kernels/backend.js';
+import type { ModelConfig } from './config.js';
+
+export interface LayerActs {
+  x: Float32Array;      // (N,C) residual stream entering the layer
+  n1: Float32Array;     // (N,C) attention-norm output
+  n1Mean: Float32Array; // (N)
+  n1Rstd: Float32Array; // (N)
+  q: Float32Array;      // (B,H,T,D) after RoPE
+  k: Float32Array;      // (B,KV,T,D) after RoPE (training; decoding writes into the cache)
+  v: Float32Array;      // (B,KV,T,D)
+  att: Float32Array;    // (B,H,T,Tk) attention probabilities
+  heads: Float32Array;  // (B,H,T,D) attention output per head
+  y: Float32Array;      // (N,H·D) heads merged
+  x2: Float32Array;     // (N,C) residual after attention
+  n2: Float32Array;     // (N,C)
+  n2Mean: Float32Array;
+  n2Rstd: Float32Array;
+  gate: Float32Array | null; // (N,F) gate pre-activation (gated FFN)
+  up: Float32Array;     // (N,F) up pre-activation
+  h: Float32Array;      // (N,F) activation output
+}
+
+export interface Acts {
+  B: number; T: number; Tk: number;
+  ids: Int32Array;      // (N)
+  pos: Int32Array;      // (N)
+  layers: LayerActs[];
+  xf: Float32Array;     // (N,C) residual after the last layer
+  nf: Float32Array;     // (N,C) final-norm output
+  nfMean: Float32Array;
+  nfRstd: Float32Array;
+  logits: Float32Array; // (N,V)
+  proj: Float32Array;   // (N, max(H·D, KV·D)) scratch for projections before permuting
+  all: (Float32Array | Int32Array)[];
+}
+
+export function allocActs(be: Backend, c: ModelConfig, B: number, T: number, Tk: number): Acts {
+  const all: (Float32Array | Int32Array)[] = [];
+  const f = (n: number) => { const a = be.alloc(n); all.push(a); return a; };
+  const N = B * T, C = c.dim, D = c.headDim, F = c.ffnDim;
+  const layers: LayerActs[] = [];
+  for (let l = 0; l < c.nLayer; l++) {
+    layers.push({
+      x: f(N * C), n1: f(N * C), n1Mean: f(N), n1Rstd: f(N),
+      q: f(N * c.nHead * D), k: f(N * c.nKVHead * D), v: f(N * c.nKVHead * D),
+      att: f(B * c.nHead * T * Tk), heads: f(N * c.nHead * D), y: f(N * c.nHead * D),
+      x2: f(N * C), n2: f(N * C), n2Mean: f(N), n2Rstd: f(N),
+      gate: c.gated ? f(N * F) : null, up: f(N * F), h: f(N * F),
+    });
+  }
+  const ids = be.allocI32(N), pos = be.allocI32(N);
+  all.push(ids, pos);
+  return {
+    B, T, Tk, ids, pos, layers, xf: f(N * C), nf: f(N * C), nfMean: f(N), nfRstd: f(N), logits: f(N * c.vocabSize),
+    proj: f(N * Math.max(c.nHead, c.nKVHead) * D), all,
+  };
+}
+
+export function freeActs(be: Backend, a: Acts): void {
+  for (const buf of a.all) be.free(buf);
+  a.all.length = 0;
+}
+
+/** Keys and values of past positions, per layer (B,KV,maxT,D). */
+export interface KVCache {
+  B: number;
+  maxT: number;
+  /** Positions filled so far. */
+  length: number;
+  k: Float32Array[];
+  v: Float32Array[];
+}
+
+export function allocKVCache(be: Backend, c: ModelConfig, B: number, maxT: number): KVCache {
+  const n = B * c.nKVHead * maxT * c.headDim;
+  return {
+    B, maxT, length: 0,
+    k: Array.from({ length: c.nLayer }, () => be.alloc(n)),
+    v: Array.from({ length: c.nLayer }, () => be.alloc(n)),
+  };
+}
+
+export function freeKVCache(be: Backend, kv: KVCache): void {
+  for (const b of [...kv.k, ...kv.v]) be.free(b);
+  kv.k.length = 0; kv.v.length = 0;
+}

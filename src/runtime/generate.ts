@@ -1,0 +1,92 @@
+/**
+ * Autoregressive generation with a KV cache: one prefill pass over the prompt, then one position per
+ * step. Greedy or sampled (temperature, top-k, top-p, repetition penalty, seeded). Browser-safe.
+ */
+import type { Transformer } from '../model/transformer.js';
+import { freeKVCache } from '../model/activations.js';
+import { QkdError } from '../tensor/errors.js';
+
+export interface GenerateOptions {
+  maxNewTokens?: number;
+  /** Always take the most likely token (default true when temperature is 0 or unset with greedy). */
+  greedy?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  /** Generation ends after emitting any of these ids. */
+  stopIds?: number[];
+}
+
+/** Small seeded PRNG (mulberry32): uniform floats in [0, 1). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Picks the next token from one row of logits. */
+export function pickToken(logits: Float32Array, history: number[], o: GenerateOptions, rand: () => number): number {
+  const V = logits.length, penalty = o.repetitionPenalty ?? 1;
+  const z = Float64Array.from(logits);
+  if (penalty !== 1) {
+    for (const id of new Set(history)) z[id] = z[id] > 0 ? z[id] / penalty : z[id] * penalty;
+  }
+  const temp = o.temperature ?? 1;
+  if (o.greedy || temp === 0) {
+    let best = 0;
+    for (let j = 1; j < V; j++) if (z[j] > z[best]) best = j;
+    return best;
+  }
+  let order = Array.from({ length: V }, (_, j) => j).sort((x, y) => z[y] - z[x]);
+  if (o.topK && o.topK > 0) order = order.slice(0, o.topK);
+  const mx = z[order[0]];
+  let probs = order.map((j) => Math.exp((z[j] - mx) / temp));
+  let sum = probs.reduce((s, p) => s + p, 0);
+  if (o.topP !== undefined && o.topP < 1) {
+    let acc = 0, keep = 0;
+    while (keep < probs.length && acc < o.topP * sum) acc += probs[keep++];
+    order = order.slice(0, Math.max(1, keep));
+    probs = probs.slice(0, order.length);
+    sum = probs.reduce((s, p) => s + p, 0);
+  }
+  let r = rand() * sum;
+  for (let i = 0; i < order.length; i++) { r -= probs[i]; if (r <= 0) return order[i]; }
+  return order[order.length - 1];
+}
+
+/** Streams generated token ids (the prompt is not repeated). */
+export function* generateIds(model: Transformer, prompt: number[], o: GenerateOptions = {}): Generator<number> {
+  if (prompt.length === 0) throw new QkdError('E_INPUT', 'generate: the prompt is empty (no tokens)');
+  const maxNew = o.maxNewTokens ?? 64, V = model.config.vocabSize;
+  const total = Math.min(model.config.maxPos, prompt.length + maxNew);
+  if (prompt.length >= model.config.maxPos) {
+    throw new QkdError('E_INPUT', `prompt of ${prompt.length} tokens leaves no room in ${model.config.maxPos} positions`);
+  }
+  const cache = model.newCache(1, total), rand = rng(o.seed ?? 0), stop = new Set(o.stopIds ?? []);
+  const history = [...prompt];
+  try {
+    let logits = model.forward(prompt, 1, prompt.length, { cache });
+    let row = logits.subarray((prompt.length - 1) * V, prompt.length * V);
+    for (let n = 0; n < maxNew && history.length < total; n++) {
+      const id = pickToken(row, history, o, rand);
+      history.push(id);
+      yield id;
+      if (stop.has(id) || history.length >= total) break;
+      logits = model.forward([id], 1, 1, { cache });
+      row = logits.subarray(0, V);
+    }
+  } finally {
+    freeKVCache(model.backend, cache);
+  }
+}
+
+export function generate(model: Transformer, prompt: number[], o: GenerateOptions = {}): number[] {
+  return [...generateIds(model, prompt, o)];
+}
