@@ -1,0 +1,110 @@
+/** `qkd eval`, `qkd logits`, `qkd generate`: inference commands over a model directory. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { loadTokenizer } from '../data/tokenizer-node.js';
+import { evaluate } from '../eval/perplexity.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { loadModel } from '../model/load.js';
+import { generateIds } from '../runtime/generate.js';
+import { QkdError } from '../tensor/errors.js';
+import { addBackendOptions, floatFlag, intFlag, openBackend, parseIds, progress, warn, type BackendFlags } from './common.js';
+
+async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: ReturnType<typeof loadModel>) => Promise<T> | T): Promise<T> {
+  const be = await openBackend(flags);
+  try {
+    const loaded = loadModel(dir, be);
+    for (const w of loaded.warnings) warn(w);
+    try { return await fn(loaded); } finally { loaded.model.dispose(); }
+  } finally {
+    await be.dispose();
+  }
+}
+
+function readText(path: string): string {
+  let buf: Buffer;
+  try { buf = readFileSync(path); } catch (e) {
+    throw new QkdError('E_MISSING', `${path}: cannot read the text file (${(e as Error).message})`);
+  }
+  try { return new TextDecoder('utf-8', { fatal: true }).decode(buf); } catch {
+    throw new QkdError('E_INPUT', `${path}: not valid UTF-8 text`);
+  }
+}
+
+export function registerInfer(program: Command): void {
+  addBackendOptions(program.command('eval')
+    .description('perplexity / top-1 of a model on a text file (fixture protocol: non-overlapping windows)')
+    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
+    .requiredOption('--text <file>', 'UTF-8 text file')
+    .option('--context <n>', 'window length in tokens', intFlag('--context', 2), 256)
+    .option('--batch <n>', 'windows per forward pass', intFlag('--batch', 1), 8)
+    .option('--json', 'print one JSON object {ppl, nll, top1, tokens} on stdout'))
+    .action(async (o) => {
+      const text = readText(o.text);
+      const tok = await loadTokenizer(o.model);
+      const ids = tok.encode(text);
+      await withModel(o.model, o, ({ model }) => {
+        if (tok.vocabSize > model.config.vocabSize) {
+          throw new QkdError('E_VOCAB', `${join(o.model, 'tokenizer.json')}: vocabulary of ${tok.vocabSize} exceeds the model's ${model.config.vocabSize}`);
+        }
+        const bar = progress('eval', ' windows');
+        const t0 = performance.now();
+        const r = evaluate(model, ids, { context: o.context, batch: o.batch, onProgress: (d, t) => bar.update(d, t) });
+        bar.stop();
+        const secs = (performance.now() - t0) / 1000;
+        if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+        else {
+          process.stdout.write(`ppl ${r.ppl.toFixed(4)}  nll ${r.nll.toFixed(6)}  top1 ${r.top1.toFixed(4)}  tokens ${r.tokens}\n`);
+        }
+        process.stderr.write(`eval: ${r.tokens} tokens in ${secs.toFixed(1)} s (${(r.tokens / secs).toFixed(0)} tokens/s)\n`);
+      });
+    });
+
+  addBackendOptions(program.command('logits')
+    .description('raw little-endian float32 logits, shape [number of ids, vocab], for one sequence of ids')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--ids <list>', 'comma-separated token ids')
+    .requiredOption('--out <file>', 'output file'))
+    .action(async (o) => {
+      const ids = parseIds('--ids', o.ids);
+      await withModel(o.model, o, ({ model }) => {
+        const logits = model.forward(ids, 1, ids.length);
+        const bytes = new Uint8Array(logits.length * 4);
+        new Float32Array(bytes.buffer).set(logits);
+        writeFileAtomic(o.out, bytes);
+      });
+    });
+
+  addBackendOptions(program.command('generate')
+    .description('continue a prompt; prints the text')
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--prompt <text>', 'prompt text')
+    .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 1), 64)
+    .option('--greedy', 'always take the most likely token')
+    .option('--temperature <t>', 'sampling temperature', floatFlag('--temperature', 0), 1)
+    .option('--top-k <k>', 'sample among the k most likely tokens', intFlag('--top-k', 0), 0)
+    .option('--top-p <p>', 'nucleus sampling mass', floatFlag('--top-p', 0, 1), 1)
+    .option('--repetition-penalty <r>', 'penalty for tokens already present', floatFlag('--repetition-penalty', 0), 1)
+    .option('--seed <n>', 'sampling seed', intFlag('--seed', 0), 0))
+    .action(async (o) => {
+      const tok = await loadTokenizer(o.model);
+      const prompt = tok.encode(o.prompt);
+      await withModel(o.model, o, ({ model }) => {
+        const stopIds = tok.eosId !== null && tok.eosId !== undefined ? [tok.eosId] : [];
+        const out: number[] = [];
+        process.stdout.write(o.prompt);
+        let printed = '';
+        for (const id of generateIds(model, prompt, {
+          maxNewTokens: o.maxNewTokens, greedy: o.greedy, temperature: o.temperature, topK: o.topK, topP: o.topP,
+          repetitionPenalty: o.repetitionPenalty, seed: o.seed, stopIds,
+        })) {
+          if (stopIds.includes(id)) break;
+          out.push(id);
+          // decode the whole continuation so multi-byte characters split across tokens print correctly
+          const text = tok.decode(out);
+          if (!text.endsWith('\uFFFD')) { process.stdout.write(text.slice(printed.length)); printed = text; }
+        }
+        process.stdout.write(tok.decode(out).slice(printed.length) + '\n');
+      });
+    });
+}
