@@ -106,6 +106,11 @@ export interface Backend {
     cos: Float32Array, sin: Float32Array, inverse?: boolean): void;
 
   // ---------------------------------------------------------------- losses
+  /** out (rows,V) = log_softmax(scale * inp) per row. out may alias inp. */
+  logSoftmaxForward(out: Float32Array, inp: Float32Array, rows: number, V: number, scale?: number): void;
+  /** dInp (+)= scale * (dOut - softmax * rowsum(dOut)), softmax = exp(out) (out from the forward). */
+  logSoftmaxBackward(dInp: Float32Array, dOut: Float32Array, out: Float32Array, rows: number, V: number,
+    scale?: number, accumulate?: boolean): void;
   /**
    * Cross-entropy of logits (N,V) against targets (N): losses (N) = -log softmax[target].
    * Targets < 0 are ignored (loss 0). When dLogits is given it receives (softmax - onehot) * dScale

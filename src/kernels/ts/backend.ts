@@ -77,6 +77,11 @@ export class TsBackend implements Backend {
     dLogits: Float32Array | null = null, dScale = 1): void {
     loss.crossEntropy(losses, logits, targets, N, V, dLogits, dScale);
   }
+  logSoftmaxForward(out: Float32Array, inp: Float32Array, rows: number, V: number, scale = 1): void {
+    loss.logSoftmaxForward(out, inp, rows, V, scale);
+  }
+  logSoftmaxBackward(dInp: Float32Array, dOut: Float32Array, out: Float32Array, rows: number, V: number, scale = 1,
+    accumulate = false): void { loss.logSoftmaxBackward(dInp, dOut, out, rows, V, scale, accumulate); }
   sumSquares(x: Float32Array, n: number): number { return loss.sumSquares(x, n); }
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, t: number, lr: number,
     b1: number, b2: number, eps: number, wd: number, gradScale: number): void {

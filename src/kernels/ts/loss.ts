@@ -34,3 +34,28 @@ export function adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Floa
     p[i] = p[i] * (1 - lr * wd) - lr * (mi / c1) / (Math.sqrt(vi / c2) + eps);
   }
 }
+
+export function logSoftmaxForward(out: Float32Array, inp: Float32Array, rows: number, V: number, scale = 1): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    let mx = -Infinity;
+    for (let v = 0; v < V; v++) if (inp[o + v] * scale > mx) mx = inp[o + v] * scale;
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += Math.exp(inp[o + v] * scale - mx);
+    const lse = mx + Math.log(sum);
+    for (let v = 0; v < V; v++) out[o + v] = inp[o + v] * scale - lse;
+  }
+}
+
+export function logSoftmaxBackward(dInp: Float32Array, dOut: Float32Array, out: Float32Array, rows: number, V: number,
+  scale = 1, accumulate = false): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    let sum = 0;
+    for (let v = 0; v < V; v++) sum += dOut[o + v];
+    for (let v = 0; v < V; v++) {
+      const g = scale * (dOut[o + v] - Math.exp(out[o + v]) * sum);
+      dInp[o + v] = accumulate ? dInp[o + v] + g : g;
+    }
+  }
+}
