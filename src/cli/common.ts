@@ -69,7 +69,7 @@ export function progress(label: string, extra = ''): Progress {
       bar.setTotal(total);
       bar.update(done, payload);
     },
-    stop() { if (started) bar.stop(); },
+    stop() { if (started) bar.stop(); started = false; },
   };
 }
 

@@ -60,13 +60,14 @@ export class TransformerGrad {
   /** The dLogits buffer (N,V) of the current shape, for losses computed outside (distillation). */
   dLogitsBuffer(): Float32Array { return this.scratch(this.acts()).dLogits; }
 
-  crossEntropy(targets: ArrayLike<number>, backward: boolean): number {
+  /** Mean cross-entropy; with backward, adds the gradient of (scale × mean) into params.grad. */
+  crossEntropy(targets: ArrayLike<number>, backward: boolean, scale = 1): number {
     const a = this.acts(), s = this.scratch(a), N = a.B * a.T, V = this.m.config.vocabSize;
     if (targets.length !== N) throw new QkdError('E_SHAPE', `crossEntropy: ${targets.length} targets for ${N} positions`);
     let count = 0;
     for (let i = 0; i < N; i++) { s.targets[i] = targets[i]; if (targets[i] >= 0) count++; }
     if (count === 0) return 0;
-    this.m.backend.crossEntropy(s.losses, a.logits, s.targets, N, V, backward ? s.dLogits : null, 1 / count);
+    this.m.backend.crossEntropy(s.losses, a.logits, s.targets, N, V, backward ? s.dLogits : null, scale / count);
     let sum = 0;
     for (let i = 0; i < N; i++) sum += s.losses[i];
     if (backward) this.backward(s.dLogits);

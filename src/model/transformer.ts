@@ -7,8 +7,8 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import { ropeTables } from '../kernels/ts/attention.js';
-import { attentionForward, attentionBackward, type AttnShape } from '../nn/attention.js';
-import { linearBackward, linearForward } from '../nn/linear.js';
+import { attentionForward, type AttnShape } from '../nn/attention.js';
+import { linearForward } from '../nn/linear.js';
 import { QkdError } from '../tensor/errors.js';
 import { allocActs, allocKVCache, freeActs, type Acts, type KVCache } from './activations.js';
 import type { ModelConfig } from './config.js';
@@ -161,10 +161,11 @@ export class Transformer {
 
   /**
    * Mean cross-entropy of the last forward's logits against targets (B·T; negative = ignored), and,
-   * when `backward` is set, the gradient of that mean added into params.grad.
+   * when `backward` is set, the gradient of scale × that mean added into params.grad (scale < 1 for
+   * gradient accumulation over micro-batches).
    */
-  crossEntropy(targets: ArrayLike<number>, backward = false): number {
-    return this.grads().crossEntropy(targets, backward);
+  crossEntropy(targets: ArrayLike<number>, backward = false, scale = 1): number {
+    return this.grads().crossEntropy(targets, backward, scale);
   }
 
   dispose(): void {

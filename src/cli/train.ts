@@ -1,0 +1,92 @@
+/** `qkd train` and `qkd tokenizer`: flags -> partial config -> validate -> run. */
+import type { Command } from 'commander';
+import { trainBpe } from '../data/bpe.js';
+import { brownSplitText } from '../data/brown.js';
+import { loadTextInputs } from '../data/text.js';
+import { writeDirAtomic } from '../io/atomic.js';
+import { makeTrainConfig, readConfigFile } from '../train/config.js';
+import { train } from '../train/trainer.js';
+import { addBackendOptions, floatFlag, intFlag, openBackend, progress } from './common.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Data flags -> the config's `data` field (undefined when no data flag was given). */
+export function dataFromFlags(o: { text?: string[]; valid?: string[]; validFraction?: number }): object | undefined {
+  if (!o.text) return undefined;
+  return { kind: 'text', paths: o.text, ...(o.valid ? { valid: o.valid } : {}), ...(o.validFraction ? { validFraction: o.validFraction } : {}) };
+}
+
+/** Only the flags the user gave, mapped onto config keys. */
+function trainFlags(o: Record<string, any>): Record<string, unknown> {
+  const f: Record<string, unknown> = {};
+  const keys = ['steps', 'batch', 'microBatch', 'context', 'lr', 'warmup', 'seed', 'evalEvery', 'evalWindows',
+    'checkpointEvery', 'tokenizer', 'vocabSize', 'weightDecay', 'clip', 'minLrRatio', 'saveDtype'];
+  for (const k of keys) if (o[k] !== undefined) f[k] = o[k];
+  if (o.preset) f.model = { preset: o.preset };
+  const data = dataFromFlags(o);
+  if (data) f.data = data;
+  return f;
+}
+
+export function registerTrain(program: Command): void {
+  addBackendOptions(program.command('train')
+    .description('train a float teacher from text (default: the built-in Brown corpus)')
+    .option('--config <file>', 'training config (JSON or YAML); flags override it')
+    .option('--out <dir>', 'run directory', 'runs/teacher')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--preset <name>', 'model preset (teacher-small, teacher-fixture, anchor-student, student)')
+    .option('--text <path>', 'training text: a file or a directory of .txt files (repeatable)', collect)
+    .option('--valid <path>', 'validation text (repeatable); default: the end of the training text', collect)
+    .option('--valid-fraction <f>', 'fraction of the text held out for validation', floatFlag('--valid-fraction', 0, 1))
+    .option('--tokenizer <path>', 'use this tokenizer.json instead of training one')
+    .option('--vocab-size <n>', 'vocabulary of the trained tokenizer', intFlag('--vocab-size', 1))
+    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1))
+    .option('--batch <n>', 'sequences per step', intFlag('--batch', 1))
+    .option('--micro-batch <n>', 'sequences per forward pass (gradient accumulation)', intFlag('--micro-batch', 1))
+    .option('--context <n>', 'tokens per sequence', intFlag('--context', 2))
+    .option('--lr <x>', 'peak learning rate', floatFlag('--lr', 0))
+    .option('--min-lr-ratio <x>', 'final learning rate as a fraction of the peak', floatFlag('--min-lr-ratio', 0, 1))
+    .option('--warmup <n>', 'warm-up steps', intFlag('--warmup', 0))
+    .option('--weight-decay <x>', 'AdamW weight decay', floatFlag('--weight-decay', 0))
+    .option('--clip <x>', 'gradient clipping norm (0 = off)', floatFlag('--clip', 0))
+    .option('--seed <n>', 'random seed', intFlag('--seed', 0))
+    .option('--eval-every <n>', 'evaluate every N steps (0 = at the end)', intFlag('--eval-every', 0))
+    .option('--eval-windows <n>', 'validation windows per evaluation (0 = all)', intFlag('--eval-windows', 0))
+    .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag('--checkpoint-every', 0))
+    .option('--save-dtype <t>', 'weight dtype of the saved model: F32, BF16, F16'))
+    .action(async (o) => {
+      const file = o.config ? readConfigFile(o.config) : {};
+      const cfg = makeTrainConfig(file, trainFlags(o), o.config ?? 'flags');
+      const be = await openBackend(o);
+      const bar = progress('train', ' | loss {loss} | {tps} tok/s');
+      const log = (m: string) => process.stderr.write(`train: ${m}\n`);
+      try {
+        const s = await train(cfg, be, o.out, !!o.resume, {
+          onInfo: log,
+          onStep: (p) => bar.update(p.step, p.steps, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec) }),
+          onEval: (e) => log(`step ${e.step}: valid ppl ${e.result.ppl.toFixed(3)}${e.best ? ' (best)' : ''}`),
+        });
+        bar.stop();
+        const b = s.best ? `best valid ppl ${s.best.ppl.toFixed(3)} at step ${s.bestStep}` : 'no evaluation';
+        process.stderr.write(`train: ${s.interrupted ? 'interrupted' : 'done'}: ${s.steps} steps in ${s.seconds.toFixed(1)} s, ` +
+          `last loss ${s.lastLoss.toFixed(4)}, ${b}; model in ${s.modelDir}\n`);
+        if (s.interrupted) process.exitCode = 130;
+      } finally {
+        bar.stop();
+        await be.dispose();
+      }
+    });
+
+  program.command('tokenizer')
+    .description('train a byte-level BPE tokenizer (tokenizer.json) on text (default: Brown train)')
+    .option('--text <path>', 'a file or a directory of .txt files (repeatable)', collect)
+    .option('--vocab-size <n>', 'vocabulary size', intFlag('--vocab-size', 1), 2048)
+    .requiredOption('--out <dir>', 'output directory')
+    .action((o) => {
+      const texts = o.text ? loadTextInputs(o.text).map((d) => d.text) : [brownSplitText('train')];
+      const t0 = performance.now();
+      const json = trainBpe(texts, { vocabSize: o.vocabSize });
+      writeDirAtomic(o.out, { 'tokenizer.json': JSON.stringify(json) });
+      process.stderr.write(`tokenizer: vocab ${o.vocabSize} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${o.out}/tokenizer.json\n`);
+    });
+}

@@ -1,0 +1,175 @@
+/**
+ * The wasm engine: one shared WebAssembly.Memory, the kernels module (FMA build when the host
+ * validates relaxed SIMD, else the mul+add build), the heap over that memory, the worker pool, and
+ * the marshalling of typed-array arguments into byte offsets.
+ *
+ * Arguments that are not views of the shared memory (plain Float32Arrays, say) are accepted: they are
+ * copied into temporary blocks before the kernel and outputs copied back after it. That costs a copy,
+ * so hot paths should use buffers from alloc().
+ */
+import { QkdError } from '../../tensor/errors.js';
+import { alignUp, Heap } from './heap.js';
+import { CTRL_BYTES, instantiateKernels, KERNELS, KID, type KernelFn, type KernelName } from './layout.js';
+import type { WasmPlatform } from './platform.js';
+import { Pool } from './pool.js';
+
+export interface WasmBackendOptions {
+  /** Threads kernels run on, the caller's included (default: all cores). */
+  threads?: number;
+  /** Upper bound of the shared memory in MiB (default 4096, the wasm32 limit). */
+  memoryMB?: number;
+  /** Force the FMA (true) or the mul+add (false) build; default: FMA when the host supports it. */
+  fma?: boolean;
+  /** Host services; default: the Node host (node.ts). */
+  platform?: WasmPlatform;
+}
+
+const PAGE = 65536;
+/** Argument roles for marshalling: read, written (old contents irrelevant), read and written. */
+export const Io = { In: 1, Out: 2, InOut: 3 } as const;
+export type Io = typeof Io[keyof typeof Io];
+
+interface CopyBack { view: Float32Array | Int32Array; off: number; n: number }
+
+export class WasmEngine {
+  private sab: ArrayBufferLike;
+  /** Every buffer object the memory has had (one per grow): views made before a grow stay valid. */
+  private readonly bufs = new Set<ArrayBufferLike>();
+  private readonly temps: number[] = [];
+  private readonly backs: CopyBack[] = [];
+  private disposed = false;
+  readonly heap: Heap;
+  readonly pool: Pool;
+  /** Per-thread GEMM workspace: thread t uses [wsBase + t*wsStride, + wsStride). */
+  readonly wsBase: number;
+  readonly wsStride: number;
+  /** Byte offset of the pool's control block. */
+  readonly ctrl: number;
+
+  private constructor(readonly memory: WebAssembly.Memory, readonly exports: WebAssembly.Exports,
+    readonly fma: boolean, readonly threads: number, maxPages: number, canBlock: boolean) {
+    this.sab = memory.buffer;
+    this.bufs.add(this.sab);
+    const base = (exports.heapBase as () => number)();
+    this.heap = new Heap(memory, Math.max(base, 4096), maxPages, () => this.onGrow());
+    const ctrl = this.ctrl = this.heap.alloc(CTRL_BYTES);
+    new Uint8Array(this.sab, ctrl, CTRL_BYTES).fill(0);
+    this.wsStride = alignUp((exports.gemmWorkspaceBytes as () => number)());
+    this.wsBase = this.heap.alloc(this.wsStride * threads);
+    const fns = KERNELS.map((k) => exports[k] as unknown as KernelFn);
+    this.pool = new Pool(memory, ctrl, threads, fns, canBlock);
+  }
+
+  static async create(opts: WasmBackendOptions = {}): Promise<WasmEngine> {
+    const platform = opts.platform ?? await defaultPlatform();
+    const threads = Math.max(1, Math.floor(opts.threads ?? platform.cpuCount));
+    const maxPages = Math.min(65536, Math.max(64, Math.floor((opts.memoryMB ?? 4096) * 16)));
+    let bytes: Uint8Array<ArrayBuffer> | null = null, fma = false;
+    if (opts.fma !== false) {
+      platform.enableRelaxedSimd();
+      const b = await platform.loadKernels(true);
+      if (WebAssembly.validate(b)) { bytes = b; fma = true; }
+      else if (opts.fma === true) throw new QkdError('E_UNSUPPORTED', 'wasm backend: this host rejects relaxed SIMD (fma: true)');
+    }
+    bytes ??= await platform.loadKernels(false);
+    const module = await WebAssembly.compile(bytes);
+    const memory = new WebAssembly.Memory({ initial: Math.min(512, maxPages), maximum: maxPages, shared: true });
+    const ex = instantiateKernels(module, memory);
+    const engine = new WasmEngine(memory, ex, fma, threads, maxPages, platform.canBlock);
+    const workers = await Promise.all(Array.from({ length: threads - 1 }, (_, i) =>
+      platform.spawnWorker({ module, memory, ctrl: engine.ctrl, tid: i + 1 })));
+    engine.pool.attach(workers);
+    return engine;
+  }
+
+  private onGrow(): void { this.sab = this.memory.buffer; this.bufs.add(this.sab); }
+
+  /** Whether v is a view of this engine's shared memory. */
+  owns(v: ArrayBufferView): boolean { return v.buffer === this.sab || this.bufs.has(v.buffer); }
+
+  allocF32(n: number): Float32Array {
+    const off = this.heap.alloc(n * 4);
+    const v = new Float32Array(this.sab, off, n);
+    v.fill(0);
+    return v;
+  }
+
+  allocI32(n: number): Int32Array {
+    const off = this.heap.alloc(n * 4);
+    const v = new Int32Array(this.sab, off, n);
+    v.fill(0);
+    return v;
+  }
+
+  free(v: Float32Array | Int32Array): void {
+    if (!this.owns(v)) throw new QkdError('E_INTERNAL', 'wasm backend free: buffer is not from this backend\'s alloc');
+    const size = this.heap.sizeOf(v.byteOffset);
+    if (size === undefined || v.byteLength > size) {
+      throw new QkdError('E_INTERNAL', `wasm backend free: view at byte ${v.byteOffset} is not a whole allocation`);
+    }
+    this.heap.free(v.byteOffset);
+  }
+
+  /** Byte offset at which a kernel finds `n` floats of v (see Io); checks the length. */
+  f32(v: Float32Array, n: number, what: string, io: Io): number {
+    return this.arg(v, n, what, io, false);
+  }
+
+  i32(v: Int32Array, n: number, what: string, io: Io): number {
+    return this.arg(v, n, what, io, true);
+  }
+
+  private arg(v: Float32Array | Int32Array, n: number, what: string, io: Io, int: boolean): number {
+    if (v.length < n) {
+      this.abandon();
+      throw new QkdError('E_SHAPE', `wasm ${what}: has ${v.length} elements, the shapes need ${n}`);
+    }
+    if (this.owns(v)) return v.byteOffset;
+    const off = this.heap.alloc(n * 4);
+    this.temps.push(off);
+    if (io & Io.In) (int ? new Int32Array(this.sab, off, n) : new Float32Array(this.sab, off, n)).set(v.subarray(0, n));
+    if (io & Io.Out) this.backs.push({ view: v, off, n });
+    return off;
+  }
+
+  /** Frees temporaries without copying back (a call that failed before running). */
+  private abandon(): void {
+    for (const off of this.temps) this.heap.free(off);
+    this.temps.length = 0; this.backs.length = 0;
+  }
+
+  /** Runs a kernel on `nth` threads, then copies outputs back to foreign arrays and frees temporaries. */
+  run(kernel: KernelName, nth: number, args: number[]): void {
+    if (this.disposed) { this.abandon(); throw new QkdError('E_INTERNAL', 'wasm backend used after dispose()'); }
+    let ok = false;
+    try {
+      this.pool.run(KID[kernel], nth, args);
+      ok = true;
+    } finally {
+      if (ok) {
+        for (const b of this.backs) {
+          const src = b.view instanceof Int32Array ? new Int32Array(this.sab, b.off, b.n) : new Float32Array(this.sab, b.off, b.n);
+          b.view.set(src);
+        }
+      }
+      this.backs.length = 0;
+      this.abandon();
+    }
+  }
+
+  /** Threads for a call: 1 below `minWork` (a task hand-off costs ~1 µs), else all. */
+  par(work: number, minWork: number): number { return work >= minWork ? this.threads : 1; }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.pool.close();
+  }
+}
+
+async function defaultPlatform(): Promise<WasmPlatform> {
+  const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  if (!isNode) throw new QkdError('E_UNSUPPORTED', 'wasm backend: outside Node, pass options.platform');
+  const { nodePlatform } = await import('./node.js');
+  return nodePlatform();
+}

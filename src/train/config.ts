@@ -1,0 +1,115 @@
+/**
+ * The training config: from a JSON/YAML file plus flags, validated once (zod, unknown keys rejected,
+ * cross-field checks), then frozen. The model part is a preset name plus overrides; the vocabulary
+ * comes from the tokenizer when the run starts (resolveModel).
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { makeModelConfig, ModelConfigSchema, type ModelConfig } from '../model/config.js';
+import { PRESETS, presetNames } from '../model/presets.js';
+import { QkdError } from '../tensor/errors.js';
+
+const ModelSpecSchema = ModelConfigSchema.omit({ vocabSize: true }).partial().extend({
+  preset: z.string().default('teacher-small'),
+}).strict();
+
+const DataSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('brown') }).strict(),
+  z.object({
+    kind: z.literal('text'),
+    paths: z.array(z.string()).min(1),
+    valid: z.array(z.string()).optional(),
+    validFraction: z.number().gt(0).lt(1).default(0.05),
+  }).strict(),
+]);
+
+export const TrainConfigSchema = z.object({
+  model: ModelSpecSchema.default({ preset: 'teacher-small' }),
+  /** tokenizer.json (file or directory); absent: train a byte-level BPE on the training text. */
+  tokenizer: z.string().nullable().default(null),
+  /** Vocabulary size when qkd trains the tokenizer. */
+  vocabSize: z.number().int().min(260).max(65536).default(2048),
+  data: DataSchema.default({ kind: 'brown' }),
+  steps: z.number().int().positive().default(600),
+  /** Sequences per optimizer step. */
+  batch: z.number().int().positive().default(16),
+  /** Sequences per forward/backward pass (gradient accumulation when smaller than batch). */
+  microBatch: z.number().int().positive().optional(),
+  context: z.number().int().min(2).default(128),
+  lr: z.number().positive().default(1.5e-3),
+  /** Cosine decay ends at lr·minLrRatio. */
+  minLrRatio: z.number().min(0).max(1).default(0.1),
+  warmup: z.number().int().min(0).default(100),
+  weightDecay: z.number().min(0).default(0.1),
+  beta1: z.number().min(0).lt(1).default(0.9),
+  beta2: z.number().min(0).lt(1).default(0.95),
+  eps: z.number().positive().default(1e-8),
+  /** Gradient clipping by global norm (0 = off). */
+  clip: z.number().min(0).default(1.0),
+  seed: z.number().int().min(0).default(1337),
+  /** Evaluate on the validation tokens every N steps (0 = only at the end). */
+  evalEvery: z.number().int().min(0).default(100),
+  /** Validation windows per evaluation (0 = all). */
+  evalWindows: z.number().int().min(0).default(0),
+  /** Window length of the evaluation protocol. */
+  evalContext: z.number().int().min(2).default(256),
+  checkpointEvery: z.number().int().min(0).default(50),
+  /** Weight storage dtype of the saved model. */
+  saveDtype: z.enum(['F32', 'BF16', 'F16']).default('F32'),
+}).strict();
+
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+export type TrainConfig = Readonly<z.output<typeof TrainConfigSchema> & { microBatch: number }>;
+
+function zodMessage(where: string, e: z.ZodError): string {
+  return `${where}: ` + e.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
+
+/** Reads a JSON or YAML config file. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) {
+    throw new QkdError('E_MISSING', `${path}: cannot read the config file (${(e as Error).message})`);
+  }
+  let v: unknown;
+  try { v = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text); } catch (e) {
+    throw new QkdError('E_FORMAT', `${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new QkdError('E_FORMAT', `${path}: expected a mapping at the top level`);
+  return v as Record<string, unknown>;
+}
+
+/** Merges flags over a file config (nested `model` merged field by field), validates, freezes. */
+export function makeTrainConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): TrainConfig {
+  const merged: Record<string, unknown> = { ...file, ...flags };
+  if (file.model || flags.model) merged.model = { ...(file.model as object ?? {}), ...(flags.model as object ?? {}) };
+  const r = TrainConfigSchema.safeParse(merged);
+  if (!r.success) throw new QkdError('E_CONFIG', zodMessage(where, r.error));
+  const c = { ...r.data, microBatch: r.data.microBatch ?? r.data.batch };
+  const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
+  if (!(c.model.preset in PRESETS)) bad('model.preset', `unknown preset '${c.model.preset}' (known: ${presetNames().join(', ')})`);
+  if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
+  if (c.warmup > c.steps) bad('warmup', `${c.warmup} warm-up steps exceed the ${c.steps} steps`);
+  // validate the architecture now (with a placeholder vocabulary) so bad models fail before any work
+  const m = resolveModel(c, 256, where);
+  if (c.context > m.maxPos) bad('context', `${c.context} is longer than the model's ${m.maxPos} positions (model.maxPos)`);
+  if (c.evalContext > m.maxPos) bad('evalContext', `${c.evalContext} is longer than the model's ${m.maxPos} positions`);
+  return Object.freeze(c);
+}
+
+/** The model config of a training config for a given vocabulary size. */
+export function resolveModel(c: { model: z.output<typeof ModelSpecSchema> }, vocabSize: number, where: string): ModelConfig {
+  const { preset, ...over } = c.model;
+  const base = PRESETS[preset];
+  if (!base) throw new QkdError('E_CONFIG', `${where}: model.preset: unknown preset '${preset}'`);
+  const m = { ...base, ...over, vocabSize };
+  if (over.dim !== undefined || over.nHead !== undefined) {
+    if (m.dim % m.nHead !== 0) {
+      throw new QkdError('E_CONFIG', `${where}: model.nHead: ${m.nHead} heads do not divide the width model.dim ${m.dim}`);
+    }
+    if (over.headDim === undefined) m.headDim = m.dim / m.nHead;
+    if (over.nKVHead === undefined && m.nHead % (m.nKVHead ?? m.nHead) !== 0) m.nKVHead = m.nHead;
+  }
+  return makeModelConfig(m, `${where}: model`);
+}

@@ -1,0 +1,138 @@
+/**
+ * `qkd train`: a float teacher from text. Tokenizer (given or trained), token data (cached), model
+ * from a preset, AdamW with warm-up + cosine, clipping, periodic evaluation keeping the best model,
+ * checkpoints every N steps and on SIGINT/SIGTERM, exact resume.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../kernels/backend.js';
+import { trainBpe } from '../data/bpe.js';
+import { brownSplitText } from '../data/brown.js';
+import { BatchSampler, loadTokenData, type TokenData } from '../data/dataset.js';
+import { loadTextInputs } from '../data/text.js';
+import { tokenizerFromJson, type QkdTokenizer } from '../data/tokenizer.js';
+import { loadTokenizer } from '../data/tokenizer-node.js';
+import { evaluate, type EvalResult } from '../eval/perplexity.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { saveHfModel } from '../io/hf.js';
+import { initParams } from '../model/init.js';
+import { Transformer } from '../model/transformer.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { resolveModel, type TrainConfig } from './config.js';
+import { AdamW, clipFactor } from './optim.js';
+import { RunDir } from './run.js';
+import { lrAt } from './schedule.js';
+
+export interface TrainHooks {
+  /** Called after every step. */
+  onStep?: (s: { step: number; steps: number; loss: number; lr: number; tokensPerSec: number }) => void;
+  onEval?: (s: { step: number; result: EvalResult; best: boolean }) => void;
+  onInfo?: (msg: string) => void;
+}
+
+export interface TrainSummary {
+  steps: number;
+  lastLoss: number;
+  best: EvalResult | null;
+  bestStep: number;
+  seconds: number;
+  interrupted: string | null;
+  modelDir: string;
+}
+
+/** The tokenizer of a run: given, already in the run directory (resume), or trained now. */
+function runTokenizer(cfg: TrainConfig, run: RunDir, info: (m: string) => void): QkdTokenizer {
+  const saved = join(run.dir, 'tokenizer.json');
+  if (cfg.tokenizer) return loadTokenizer(cfg.tokenizer);
+  if (existsSync(saved)) return loadTokenizer(saved);
+  info(`training a byte-level BPE tokenizer (vocab ${cfg.vocabSize}) on the training text`);
+  const texts = cfg.data.kind === 'brown' ? [brownSplitText('train')] : loadTextInputs(cfg.data.paths).map((d) => d.text);
+  const json = trainBpe(texts, { vocabSize: cfg.vocabSize });
+  writeFileAtomic(saved, JSON.stringify(json));
+  return tokenizerFromJson(json, undefined, saved);
+}
+
+export async function train(cfg: TrainConfig, be: Backend, out: string, resume: boolean, hooks: TrainHooks = {}): Promise<TrainSummary> {
+  const info = hooks.onInfo ?? (() => {});
+  const run = new RunDir(out);
+  const resumeFrom = run.open({ train: cfg }, resume);
+  const tok = runTokenizer(cfg, run, info);
+  if (!existsSync(join(run.dir, 'tokenizer.json'))) writeFileAtomic(join(run.dir, 'tokenizer.json'), JSON.stringify(tok.json));
+  const data: TokenData = loadTokenData(cfg.data, tok);
+  info(`data: ${data.source}: ${data.train.length} training tokens, ${data.valid.length} validation tokens`);
+  const mc = resolveModel(cfg, tok.vocabSize, 'train config');
+  const model = new Transformer(be, mc);
+  initParams(model.params, cfg.seed + 1);
+  const opt = new AdamW(model.params, { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const sampler = new BatchSampler(data.train, cfg.microBatch, cfg.context, cfg.seed);
+  let step = 0, best: EvalResult | null = null, bestStep = 0;
+  if (resumeFrom) {
+    const n = model.params.size;
+    const ck = loadCheckpoint(resumeFrom, { params: n, adam_m: n, adam_v: n });
+    model.params.data.set(ck.buffers.params); opt.m.set(ck.buffers.adam_m); opt.v.set(ck.buffers.adam_v);
+    step = ck.state.step; opt.step = step;
+    sampler.setState(ck.state.sampler as number[]);
+    best = (ck.state.best as EvalResult | null) ?? null; bestStep = (ck.state.bestStep as number) ?? 0;
+    run.truncateMetrics(step);
+    info(`resumed at step ${step} of ${cfg.steps}`);
+  }
+  const checkpoint = () => saveCheckpoint(run.checkpointDir,
+    { params: model.params.data, adam_m: opt.m, adam_v: opt.v },
+    { step, sampler: sampler.state(), best, bestStep });
+  const evalWindows = cfg.evalWindows > 0 ? cfg.evalWindows * cfg.evalContext : data.valid.length;
+  const validIds = data.valid.subarray(0, Math.min(data.valid.length, evalWindows));
+  const doEval = () => {
+    const r = evaluate(model, validIds, { context: cfg.evalContext });
+    const isBest = best === null || r.nll < best.nll;
+    if (isBest) {
+      best = r; bestStep = step;
+      saveHfModel(run.modelDir, mc, model.params.toMap(), { dtype: cfg.saveDtype, files: { 'tokenizer.json': JSON.stringify(tok.json) } });
+    }
+    run.log({ step, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
+    hooks.onEval?.({ step, result: r, best: isBest });
+  };
+  run.trapSignals();
+  const t0 = performance.now(), nMicro = cfg.batch / cfg.microBatch;
+  let lastLoss = NaN, tokens = 0, evaluatedAt = -1;
+  try {
+    while (step < cfg.steps && !run.stopRequested) {
+      const lr = lrAt(step, cfg), ts = performance.now();
+      model.params.zeroGrad();
+      let loss = 0;
+      for (let k = 0; k < nMicro; k++) {
+        const { x, y } = sampler.next();
+        model.forward(x, cfg.microBatch, cfg.context);
+        loss += model.crossEntropy(y, true, 1 / nMicro) / nMicro;
+      }
+      const { norm, scale } = clipFactor(be, model.params.grad, cfg.clip);
+      opt.update(lr, scale);
+      step++;
+      lastLoss = loss;
+      tokens += cfg.batch * cfg.context;
+      const tps = (cfg.batch * cfg.context) / ((performance.now() - ts) / 1000);
+      run.log({ step, loss, lr, grad_norm: norm, tokens_per_s: Math.round(tps) });
+      hooks.onStep?.({ step, steps: cfg.steps, loss, lr, tokensPerSec: tps });
+      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) { doEval(); evaluatedAt = step; }
+      if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0) checkpoint();
+      await new Promise((r) => setImmediate(r)); // let signal handlers run
+    }
+    if (run.stopRequested) {
+      checkpoint();
+      info(`${run.stopRequested}: checkpoint saved at step ${step}; continue with --resume`);
+    } else {
+      if (evaluatedAt !== step) doEval();
+      checkpoint();
+    }
+  } finally {
+    run.releaseSignals();
+    opt.dispose();
+    model.dispose();
+  }
+  return { steps: step, lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
+    interrupted: run.stopRequested, modelDir: run.modelDir };
+}
+
+/** Reads back a finished run's resolved config (for reports). */
+export function readRunConfig(dir: string): unknown {
+  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+}
