@@ -213,6 +213,10 @@ test('config spellings: top-level rope_theta, eos lists, gpt2 without prefix, n_
   assert.equal(old.config.ropeTheta, 500000);
   assert.equal(old.config.eosTokenId, 2);
   assert.match(old.warnings.join('\n'), /eos_token_id is a list/);
+  const genDir = variant('tiny-llama', (c) => { delete c.eos_token_id; c.bos_token_id = null; });
+  writeFileSync(join(genDir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: [2] }));
+  const gen = loadHfModel(genDir);
+  assert.deepEqual([gen.config.bosTokenId, gen.config.eosTokenId], [1, 2]);
   const bare = loadHfModel(variant('tiny-gpt2', () => {}, (o) => new Map([...o].map(([k, v]) => [k.replace(/^transformer\./, ''), v]))));
   const ref = loadHfModel(join(FIX, 'tiny-gpt2'));
   for (const [k, v] of ref.tensors) assert.deepEqual(bare.tensors.get(k), v, k);
