@@ -33,4 +33,4 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv).then((code) => { process.exitCode = code; });
+main(process.argv).then((code) => { if (code !== 0) process.exitCode = code; });

@@ -112,6 +112,7 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
       const tps = (cfg.batch * cfg.context) / ((performance.now() - ts) / 1000);
       run.log({ step, loss, lr, grad_norm: norm, tokens_per_s: Math.round(tps) });
       hooks.onStep?.({ step, steps: cfg.steps, loss, lr, tokensPerSec: tps });
+      testSignal(step);
       if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) { doEval(); evaluatedAt = step; }
       if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0) checkpoint();
       await new Promise((r) => setImmediate(r)); // let signal handlers run
@@ -130,6 +131,17 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
   }
   return { steps: step, lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
     interrupted: run.stopRequested, modelDir: run.modelDir };
+}
+
+/**
+ * Test hook for the kill-and-resume tests: QKD_TEST_SIGNAL_AT_STEP="5:SIGKILL" makes the process send
+ * itself that signal right after step 5 (between checkpoints), exactly as an outside kill would.
+ */
+export function testSignal(step: number): void {
+  const spec = process.env.QKD_TEST_SIGNAL_AT_STEP;
+  if (!spec) return;
+  const [at, sig] = spec.split(':');
+  if (Number(at) === step) process.kill(process.pid, (sig || 'SIGKILL') as NodeJS.Signals);
 }
 
 /** Reads back a finished run's resolved config (for reports). */
