@@ -1,3 +1,20 @@
+/** Library entry (Node): the engine, models, data, training and evaluation. */
 export * from './model/config.js';
-export * from './tensor/errors.js';
+export { PRESETS } from './model/presets.js';
+export { Transformer } from './model/transformer.js';
+export { ParamStore } from './model/params.js';
+export { initParams } from './model/init.js';
+export { loadModel } from './model/load.js';
+export { loadHfModel, saveHfModel } from './io/hf.js';
+export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { createBackend } from './kernels/registry.js';
 export type { Backend, BackendName, Activation } from './kernels/backend.js';
+export { loadTokenizer } from './data/tokenizer-node.js';
+export { tokenizerFromJson, type QkdTokenizer } from './data/tokenizer.js';
+export { trainBpe } from './data/bpe.js';
+export { loadBrown, brownSplitText } from './data/brown.js';
+export { evaluate, type EvalResult } from './eval/perplexity.js';
+export { generate, generateIds } from './runtime/generate.js';
+export { train } from './train/trainer.js';
+export { makeTrainConfig, readConfigFile } from './train/config.js';
+export { QkdError } from './tensor/errors.js';
