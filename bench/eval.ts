@@ -22,7 +22,7 @@ import { loadModel } from '../src/model/load.js';
 import { QkdError } from '../src/tensor/errors.js';
 import {
   backendName, fixture, intList, jsonLine, log, machineFacts, makeBackend, num, OtherLoad, peakRssMb, posInt,
-  printTable, round, runPeer, type Cell,
+  printTable, round, runPeer, type Cell, type ChildResult,
 } from './common.js';
 
 interface Opts {
@@ -79,25 +79,21 @@ async function runOurs(o: Opts, ids: Int32Array, threads: number): Promise<OursR
   return { ...r, threads, seconds: round(seconds, 3), tokensPerS: round(ids.length / seconds, 1), otherLoadCores };
 }
 
-/** The peer on the same ids; its tokens/s is recomputed from its seconds with our definition when it gives them. */
-function runPeers(o: Opts, ids: Int32Array): { peers: Map<number, Record<string, unknown>>; peerNote: string | null } {
-  const peers = new Map<number, Record<string, unknown>>();
+/** The ids as raw little-endian int32, the peer's input format. */
+function writeIds(ids: Int32Array): string {
   const file = join(tmpdir(), `qkd-eval-ids-${process.pid}.i32`);
   const buf = Buffer.alloc(ids.length * 4);
   ids.forEach((id, i) => buf.writeInt32LE(id, i * 4));
   writeFileSync(file, buf);
-  try {
-    for (const t of o.peerThreads) {
-      log(`peer: PyTorch CPU, ${t}x${t} threads`);
-      const r = runPeer('eval.py', [file, '--window', String(o.context), '--batch', String(o.batch),
-        '--threads', `${t}x${t}`]);
-      if (!r.ok) { log(`peer unavailable: ${r.reason}`); return { peers, peerNote: r.reason }; }
-      peers.set(t, r.json);
-    }
-  } finally {
-    rmSync(file, { force: true });
-  }
-  return { peers, peerNote: null };
+  return file;
+}
+
+/** The peer at `t`x`t` threads on the ids in `file`: its JSON line, or why it did not run. */
+function runPeerAt(o: Opts, file: string, t: number): ChildResult {
+  log(`peer: PyTorch CPU, ${t}x${t} threads`);
+  const r = runPeer('eval.py', [file, '--window', String(o.context), '--batch', String(o.batch), '--threads', `${t}x${t}`]);
+  if (!r.ok) log(`peer unavailable: ${r.reason}`);
+  return r;
 }
 
 function peerTokensPerS(p: Record<string, unknown> | undefined, nIds: number): number | undefined {
@@ -160,9 +156,22 @@ async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const { ids, seconds, allWindows } = tokenIds(o);
   log(`tokenized ${o.text} in ${seconds.toFixed(2)} s: ${allWindows} windows of ${o.context}, using ${ids.length / o.context}`);
-  const ours: OursRun[] = [];
-  for (const t of o.threads) ours.push(await runOurs(o, ids, t));
-  const { peers, peerNote } = o.peer ? runPeers(o, ids) : { peers: new Map(), peerNote: 'disabled (--no-peer or --smoke)' };
+  const ours: OursRun[] = [], peers = new Map<number, Record<string, unknown>>();
+  let peerNote: string | null = o.peer ? null : 'disabled (--no-peer or --smoke)';
+  const file = o.peer ? writeIds(ids) : '';
+  try {
+    // each peer run right after ours at the same thread count, so both see about the same machine load
+    const all = [...new Set([...o.threads, ...(o.peer ? o.peerThreads : [])])];
+    for (const t of all) {
+      if (o.threads.includes(t)) ours.push(await runOurs(o, ids, t));
+      if (peerNote === null && o.peerThreads.includes(t)) {
+        const r = runPeerAt(o, file, t);
+        if (r.ok) peers.set(t, r.json); else peerNote = r.reason;
+      }
+    }
+  } finally {
+    if (file) rmSync(file, { force: true });
+  }
   if (!report(o, ids, ours, peers, peerNote, allWindows)) process.exitCode = 1;
 }
 
