@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { QkdError } from '../tensor/errors.js';
 import { registerInfer } from './infer.js';
 import { registerTrain } from './train.js';
+import { registerDistill } from './distill.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerInfer(program);
   registerTrain(program);
+  registerDistill(program);
   try {
     await program.parseAsync(argv);
     return 0;

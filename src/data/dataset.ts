@@ -104,3 +104,63 @@ export class BatchSampler {
   state(): number[] { return this.rng.state(); }
   setState(s: number[]): void { this.rng.setState(s); }
 }
+
+/**
+ * Epochs over the non-overlapping (T+1)-token windows of a stream (window i starts at i·T), each epoch
+ * in a seeded random order. Returns window indices with the batch, so a teacher-logit cache keyed by
+ * window can serve the same batches a live teacher would see. State is checkpointable.
+ */
+export class WindowSampler {
+  readonly windows: number;
+  private rng: Rng;
+  private order: Uint32Array;
+  epoch = 0;
+  private pos = 0;
+
+  constructor(readonly tokens: Int32Array, readonly B: number, readonly T: number, readonly seed: number) {
+    this.windows = Math.floor((tokens.length - 1) / T);
+    if (this.windows < 1) throw new QkdError('E_INPUT', `training text has ${tokens.length} tokens, fewer than one window of ${T + 1}`);
+    this.rng = new Rng(seed);
+    this.order = this.shuffle();
+  }
+
+  private shuffle(): Uint32Array {
+    const o = Uint32Array.from({ length: this.windows }, (_, i) => i);
+    for (let i = o.length - 1; i > 0; i--) {
+      const j = this.rng.int(i + 1), t = o[i];
+      o[i] = o[j]; o[j] = t;
+    }
+    return o;
+  }
+
+  /** Window i as inputs and targets. */
+  window(i: number, x: Int32Array, y: Int32Array, off: number): void {
+    const o = i * this.T;
+    x.set(this.tokens.subarray(o, o + this.T), off);
+    y.set(this.tokens.subarray(o + 1, o + this.T + 1), off);
+  }
+
+  next(): { x: Int32Array; y: Int32Array; ids: number[] } {
+    const { B, T } = this, x = new Int32Array(B * T), y = new Int32Array(B * T), ids: number[] = [];
+    for (let b = 0; b < B; b++) {
+      if (this.pos === this.windows) { this.epoch++; this.pos = 0; this.order = this.shuffle(); }
+      const w = this.order[this.pos++];
+      ids.push(w);
+      this.window(w, x, y, b * T);
+    }
+    return { x, y, ids };
+  }
+
+  state(): { epoch: number; pos: number } {
+    return { epoch: this.epoch, pos: this.pos };
+  }
+
+  /** Restores by replaying shuffles from the seed (orders are a pure function of seed and epoch). */
+  setState(s: { epoch: number; pos: number }): void {
+    this.rng = new Rng(this.seed);
+    this.order = this.shuffle();
+    for (let e = 0; e < s.epoch; e++) this.order = this.shuffle();
+    this.epoch = s.epoch;
+    this.pos = s.pos;
+  }
+}

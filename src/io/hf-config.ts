@@ -206,12 +206,28 @@ export function parseHfConfig(json: unknown, file: string, gen?: unknown): Parse
   const g = isObj(gen) ? gen : undefined;
   if (json.model_type === undefined) throw new QkdError('E_MISSING', `${file}: required field "model_type" is missing`);
   switch (json.model_type) {
-    case 'gpt2': return parseGpt2(f, g, warnings);
-    case 'llama': return parseLlama(f, g, warnings);
+    case 'gpt2': return withCompression(parseGpt2(f, g, warnings), json, file);
+    case 'llama': return withCompression(parseLlama(f, g, warnings), json, file);
     case STUDENT_MODEL_TYPE: return parseStudent(f, warnings);
     default:
       throw new QkdError('E_UNSUPPORTED', `${file}: field "model_type" = ${JSON.stringify(json.model_type)} is not supported (gpt2, llama, ${STUDENT_MODEL_TYPE})`);
   }
+}
+
+/** The `qkd_compression` block qkd adds to gpt2/llama configs of compressed students. */
+export const COMPRESSION_FIELD = 'qkd_compression';
+
+function withCompression(p: ParsedHfConfig, json: Record<string, unknown>, file: string): ParsedHfConfig {
+  const c = json[COMPRESSION_FIELD];
+  if (c === undefined || c === null) return p;
+  if (!isObj(c)) throw new QkdError('E_FORMAT', `${file}: field "${COMPRESSION_FIELD}" must be an object`);
+  const { quant, sparsity, attnTopK } = c as Record<string, unknown>;
+  return { ...p, input: { ...p.input, quant, sparsity, attnTopK } as ParsedHfConfig['input'] };
+}
+
+function compressionJson(c: ModelConfig): Json {
+  if (!c.quant && !c.sparsity && !c.attnTopK) return {};
+  return { [COMPRESSION_FIELD]: { quant: c.quant, sparsity: c.sparsity, attnTopK: c.attnTopK } };
 }
 
 // ---- writing ----
@@ -258,7 +274,8 @@ function llamaJson(c: ModelConfig): Json {
 
 /** config.json and generation_config.json contents for a model saved in its family's layout. */
 export function hfConfigFor(c: ModelConfig, dtype: SaveDtype, extra: Json = {}): { config: Json; generation: Json } {
-  const base: Json = c.family === 'gpt2' ? gpt2Json(c) : c.family === 'llama' ? llamaJson(c)
+  const base: Json = c.family === 'gpt2' ? { ...gpt2Json(c), ...compressionJson(c) }
+    : c.family === 'llama' ? { ...llamaJson(c), ...compressionJson(c) }
     : { architectures: ['QkdStudent'], model_type: STUDENT_MODEL_TYPE, qkd_version: STUDENT_CONFIG_VERSION, ...c };
   base.dtype = TORCH_DTYPE[dtype];
   base.torch_dtype = TORCH_DTYPE[dtype]; // transformers < 5 spelling

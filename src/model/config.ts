@@ -31,6 +31,29 @@ export const ModelConfigSchema = z.object({
   /** Biases on the attention and feed-forward projections (GPT-2: true, Llama: false). */
   bias: z.boolean(),
   tieEmbeddings: z.boolean(),
+  /** Sparse attention: keep only the top-k scores per query before the softmax (0 = dense). */
+  attnTopK: z.number().int().min(0).default(0),
+  /**
+   * Quantization the weights were trained for (set by qkd distill). The saved weights are already on
+   * their grid; actBits > 0 makes every forward quantize each linear layer's input per token, exactly
+   * as the int8 runtime does.
+   */
+  quant: z.object({
+    bits: z.number().int().min(2).max(8),
+    /** 0: the embedding / head stay float. */
+    embedBits: z.union([z.literal(0), z.number().int().min(2).max(8)]),
+    actBits: z.union([z.literal(0), z.number().int().min(2).max(8)]),
+    scheme: z.enum(['maxabs', 'lsq']),
+  }).strict().nullable().default(null),
+  /** Pruning the weights were trained with (informational; zeros are in the weights). */
+  sparsity: z.object({
+    target: z.number().min(0).lt(1),
+    granularity: z.enum(['unstructured', 'block', 'nm']),
+    block: z.number().int().positive().default(1),
+    n: z.number().int().positive().default(2),
+    m: z.number().int().positive().default(4),
+    scope: z.enum(['per-matrix', 'global']).default('per-matrix'),
+  }).strict().nullable().default(null),
   bosTokenId: z.number().int().nonnegative().nullable().default(null),
   eosTokenId: z.number().int().nonnegative().nullable().default(null),
 }).strict();

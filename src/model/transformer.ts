@@ -9,6 +9,7 @@ import type { Backend } from '../kernels/backend.js';
 import { ropeTables } from '../kernels/ts/attention.js';
 import { attentionForward, type AttnShape } from '../nn/attention.js';
 import { linearForward } from '../nn/linear.js';
+import { fakeQuantTokens } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
 import { allocActs, allocKVCache, freeActs, type Acts, type KVCache } from './activations.js';
 import type { ModelConfig } from './config.js';
@@ -97,6 +98,7 @@ export class Transformer {
       this.layerForward(l, a, next, P, opt);
     }
     this.norm('final_norm', a.nf, a.nfMean, a.nfRstd, a.xf, N);
+    this.actQuant(a.nf, N, C);
     be.matmul(a.logits, a.nf, W.weight(this.headName()), N, c.vocabSize, C, false, true);
     if (cache) cache.length = Tk;
     return a.logits;
@@ -110,6 +112,16 @@ export class Transformer {
     } else this.backend.rmsNormForward(out, rstd, inp, this.params.get(`${name}.weight`), N, c.dim, c.normEps);
   }
 
+  /**
+   * Per-token fake quantization of a linear layer's input, in place (the int8 runtime's dynamic
+   * activation quantization). The buffers quantized here are only read again as matmul inputs, so the
+   * backward pass sees the quantized values; its gradient is the straight-through identity.
+   */
+  private actQuant(x: Float32Array, N: number, C: number): void {
+    const bits = this.config.quant?.actBits ?? 0;
+    if (bits > 0) fakeQuantTokens(x, x, N, C, bits);
+  }
+
   attnShape(T: number, Tk: number, Tmax: number, B: number, topK = 0): AttnShape {
     const c = this.config;
     return { B, H: c.nHead, KV: c.nKVHead, T, Tk, Tmax, D: c.headDim, topK };
@@ -119,6 +131,7 @@ export class Transformer {
     const c = this.config, be = this.backend, W = this.weights, L = a.layers[l], p = `layers.${l}`;
     const { B, T } = a, N = B * T, C = c.dim, D = c.headDim, H = c.nHead, KV = c.nKVHead, F = c.ffnDim;
     this.norm(`${p}.attn_norm`, L.n1, L.n1Mean, L.n1Rstd, L.x, N);
+    this.actQuant(L.n1, N, C);
     // projections (N, heads·D) then (B,T,heads,D) -> (B,heads,T,D)
     linearForward(be, a.proj, L.n1, W.weight(`${p}.q.weight`), this.bias(`${p}.q`), N, C, H * D);
     be.permute0213(L.q, a.proj, B, T, H, D);
@@ -139,16 +152,19 @@ export class Transformer {
         vAll.set(L.v.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
       }
     }
-    attentionForward(be, L.heads, L.att, L.q, kAll, vAll, this.attnShape(T, P + T, Tmax, B, opt.topK ?? 0));
+    attentionForward(be, L.heads, L.att, L.q, kAll, vAll, this.attnShape(T, P + T, Tmax, B, opt.topK ?? c.attnTopK));
     be.permute0213(L.y, L.heads, B, H, T, D);
+    this.actQuant(L.y, N, H * D);
     linearForward(be, L.x2, L.y, W.weight(`${p}.o.weight`), this.bias(`${p}.o`), N, H * D, C);
     be.add(L.x2, L.x2, L.x, N * C);
     this.norm(`${p}.mlp_norm`, L.n2, L.n2Mean, L.n2Rstd, L.x2, N);
+    this.actQuant(L.n2, N, C);
     linearForward(be, L.up, L.n2, W.weight(`${p}.up.weight`), this.bias(`${p}.up`), N, C, F);
     if (L.gate) {
       linearForward(be, L.gate, L.n2, W.weight(`${p}.gate.weight`), this.bias(`${p}.gate`), N, C, F);
       be.gluForward(c.act, L.h, L.gate, L.up, N * F);
     } else be.activationForward(c.act, L.h, L.up, N * F);
+    this.actQuant(L.h, N, F);
     linearForward(be, out, L.h, W.weight(`${p}.down.weight`), this.bias(`${p}.down`), N, F, C);
     be.add(out, out, L.x2, N * C);
   }

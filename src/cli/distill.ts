@@ -1,0 +1,137 @@
+/** `qkd distill` and `qkd teacher-cache`: flags -> recipe -> validate -> run. */
+import type { Command } from 'commander';
+import { loadTokenizer } from '../data/tokenizer-node.js';
+import { makeDistillConfig } from '../distill/config.js';
+import { distill } from '../distill/distill.js';
+import { buildTeacherCache } from '../distill/teacher.js';
+import { readConfigFile } from '../train/config.js';
+import { QkdError } from '../tensor/errors.js';
+import { addBackendOptions, floatFlag, intFlag, openBackend, progress } from './common.js';
+import { dataFromFlags } from './train.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** --student-config: a preset name or a JSON/YAML file with {preset, ...overrides}. */
+function studentFlag(v: string | undefined): object | undefined {
+  if (v === undefined) return undefined;
+  return /\.(json|ya?ml)$/i.test(v) ? readConfigFile(v) : { preset: v };
+}
+
+function distillFlags(o: Record<string, any>): Record<string, unknown> {
+  const f: Record<string, unknown> = {};
+  for (const k of ['teacher', 'teacherCache', 'steps', 'epochs', 'batch', 'microBatch', 'context', 'lr', 'warmup', 'seed',
+    'evalEvery', 'evalWindows', 'checkpointEvery', 'alpha', 'tau', 'lambda', 'kl', 'weightDecay', 'clip', 'attnTopK']) {
+    if (o[k] !== undefined) f[k] = o[k];
+  }
+  const student = studentFlag(o.studentConfig);
+  if (student) f.student = student;
+  const data = dataFromFlags(o);
+  if (data) f.data = data;
+  if (o.bits !== undefined || o.scheme !== undefined || o.actBits !== undefined) {
+    f.quant = o.bits === 0 ? null : { ...(o.bits !== undefined ? { bits: o.bits } : {}),
+      ...(o.scheme ? { scheme: o.scheme } : {}), ...(o.actBits !== undefined ? { actBits: o.actBits } : {}) };
+  }
+  if (o.sparsity !== undefined || o.granularity !== undefined) {
+    f.sparsity = o.sparsity === 0 ? null : { ...(o.sparsity !== undefined ? { target: o.sparsity } : {}),
+      ...(o.granularity ? granularity(o.granularity) : {}) };
+  }
+  return f;
+}
+
+/** `unstructured`, `block4` (1 x 4 blocks), `2:4` (N:M). */
+function granularity(v: string): object {
+  if (v === 'unstructured') return { granularity: 'unstructured' };
+  let m = /^block(\d+)$/.exec(v);
+  if (m) return { granularity: 'block', block: Number(m[1]) };
+  m = /^(\d+):(\d+)$/.exec(v);
+  if (m) return { granularity: 'nm', n: Number(m[1]), m: Number(m[2]) };
+  throw new QkdError('E_CONFIG', `--granularity: expected unstructured, blockK (e.g. block4) or N:M (e.g. 2:4), got '${v}'`);
+}
+
+export function registerDistill(program: Command): void {
+  addBackendOptions(program.command('distill')
+    .description('train a quantized, sparse student from a teacher (knowledge distillation)')
+    .option('--config <file>', 'recipe (JSON or YAML); flags override it')
+    .option('--teacher <dir>', 'teacher model directory (trained by qkd or a Hugging Face Llama/GPT-2)')
+    .option('--teacher-cache <dir>', 'teacher-logit cache from `qkd teacher-cache` (instead of a live teacher)')
+    .option('--student-config <preset|file>', 'student preset (anchor-student, student, ...) or JSON/YAML {preset, ...}')
+    .option('--out <dir>', 'run directory', 'runs/student')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--text <path>', 'training text: a file or a directory of .txt files (repeatable); default Brown', collect)
+    .option('--valid <path>', 'validation text (repeatable)', collect)
+    .option('--bits <n>', 'weight bits 2..8 (0 = float student)', intFlag('--bits', 0))
+    .option('--act-bits <n>', 'per-token activation bits of linear inputs (0 = off)', intFlag('--act-bits', 0))
+    .option('--scheme <s>', 'quantization scales: maxabs or lsq (learned)')
+    .option('--sparsity <s>', 'target sparsity of the attention/FFN matrices in [0, 1)', floatFlag('--sparsity', 0, 0.999999))
+    .option('--granularity <g>', 'unstructured, blockK (1 x K along the input) or N:M')
+    .option('--alpha <a>', 'weight of the label cross-entropy', floatFlag('--alpha', 0, 1))
+    .option('--tau <t>', 'distillation temperature', floatFlag('--tau', 1e-6))
+    .option('--lambda <l>', 'entropy bonus', floatFlag('--lambda', 0))
+    .option('--kl <dir>', 'forward (teacher||student) or reverse')
+    .option('--attn-top-k <k>', 'sparse attention: keep the top-k scores per query', intFlag('--attn-top-k', 0))
+    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1))
+    .option('--epochs <n>', 'epochs over the training windows (instead of --steps)', floatFlag('--epochs', 1e-6))
+    .option('--batch <n>', 'sequences per step', intFlag('--batch', 1))
+    .option('--micro-batch <n>', 'sequences per forward pass', intFlag('--micro-batch', 1))
+    .option('--context <n>', 'tokens per sequence', intFlag('--context', 2))
+    .option('--lr <x>', 'peak learning rate', floatFlag('--lr', 0))
+    .option('--warmup <n>', 'warm-up steps', intFlag('--warmup', 0))
+    .option('--weight-decay <x>', 'AdamW weight decay', floatFlag('--weight-decay', 0))
+    .option('--clip <x>', 'gradient clipping norm', floatFlag('--clip', 0))
+    .option('--seed <n>', 'random seed', intFlag('--seed', 0))
+    .option('--eval-every <n>', 'evaluate every N steps', intFlag('--eval-every', 0))
+    .option('--eval-windows <n>', 'validation windows per evaluation (0 = all)', intFlag('--eval-windows', 0))
+    .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag('--checkpoint-every', 0)))
+    .action(async (o) => {
+      const file = o.config ? readConfigFile(o.config) : {};
+      const cfg = makeDistillConfig(file, distillFlags(o), o.config ?? 'flags');
+      const be = await openBackend(o);
+      const bar = progress('distill', ' | loss {loss} | {tps} tok/s');
+      const log = (m: string) => process.stderr.write(`distill: ${m}\n`);
+      try {
+        const s = await distill(cfg, be, o.out, !!o.resume, {
+          onInfo: log,
+          onStep: (p) => bar.update(p.step, p.steps, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec) }),
+          onEval: (e) => log(`step ${e.step}: valid ppl ${e.result.ppl.toFixed(3)}${e.best ? ' (best)' : ''}`),
+        });
+        bar.stop();
+        const sp = Object.values(s.sparsity);
+        const spText = sp.length ? `, sparsity ${Math.min(...sp).toFixed(4)}..${Math.max(...sp).toFixed(4)}` : '';
+        const b = s.best ? `best valid ppl ${s.best.ppl.toFixed(3)} at step ${s.bestStep}` : 'no evaluation';
+        process.stderr.write(`distill: ${s.interrupted ? 'interrupted' : 'done'}: ${s.steps} steps in ${s.seconds.toFixed(1)} s, ` +
+          `${b}${spText}; model in ${s.modelDir}\n`);
+        if (s.interrupted) process.exitCode = 130;
+      } finally {
+        bar.stop();
+        await be.dispose();
+      }
+    });
+
+  addBackendOptions(program.command('teacher-cache')
+    .description("store the teacher's top-k log-probabilities for every training window once (resumable)")
+    .requiredOption('--teacher <dir>', 'teacher model directory')
+    .requiredOption('--out <dir>', 'cache directory')
+    .option('--text <path>', 'training text (repeatable); default Brown', collect)
+    .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2), 128)
+    .option('--k <n>', 'top-k entries per position', intFlag('--k', 1), 64)
+    .option('--tau <list>', 'temperatures to store log-sum-exps for (comma-separated)', '2')
+    .option('--logits <dtype>', 'f16 or f32 storage of the top-k logits', 'f16')
+    .option('--batch <n>', 'windows per teacher forward', intFlag('--batch', 1), 16))
+    .action(async (o) => {
+      const taus = String(o.tau).split(',').map((t: string) => floatFlag('--tau', 1e-6)(t));
+      if (o.logits !== 'f16' && o.logits !== 'f32') throw new QkdError('E_CONFIG', `--logits: expected f16 or f32, got '${o.logits}'`);
+      const tok = loadTokenizer(o.teacher);
+      const be = await openBackend(o);
+      const bar = progress('teacher-cache', ' windows');
+      try {
+        const data = (dataFromFlags(o) ?? { kind: 'brown' }) as never;
+        const r = buildTeacherCache({ teacher: o.teacher, out: o.out, data, context: o.context, k: o.k, taus,
+          logitDtype: o.logits, batch: o.batch, onProgress: (d, t) => bar.update(d, t) }, be, tok);
+        bar.stop();
+        process.stderr.write(`teacher-cache: ${r.windows} windows in ${r.seconds.toFixed(1)} s -> ${o.out}\n`);
+      } finally {
+        bar.stop();
+        await be.dispose();
+      }
+    });
+}

@@ -1,0 +1,87 @@
+/**
+ * The distillation recipe: teacher, student architecture, data, optimizer, loss (α, τ, λ, KL
+ * direction), quantization-aware training and gradual pruning. From a JSON/YAML recipe plus flags,
+ * validated once (unknown keys rejected), then frozen.
+ */
+import { z } from 'zod';
+import { PRESETS, presetNames } from '../model/presets.js';
+import { QkdError } from '../tensor/errors.js';
+import { TrainConfigSchema, resolveModel } from '../train/config.js';
+
+export const QuantSchema = z.object({
+  /** Weight bits of the linear layers (Q, K, V, O, FFN). */
+  bits: z.number().int().min(2).max(8).default(8),
+  /** Bits of the embedding / tied output projection (0 = keep it float). */
+  embedBits: z.union([z.literal(0), z.number().int().min(2).max(8)]).default(8),
+  /** Dynamic per-token quantization of every linear layer's input (0 = off). */
+  actBits: z.union([z.literal(0), z.number().int().min(2).max(8)]).default(0),
+  /** Scales from max |w| per output channel, or learned (LSQ). */
+  scheme: z.enum(['maxabs', 'lsq']).default('maxabs'),
+  /** Learning rate of LSQ scales (relative to the weights' lr). */
+  scaleLrRatio: z.number().positive().default(1),
+}).strict();
+
+export const SparsitySchema = z.object({
+  /** Fraction of zeros in each pruned matrix (or overall with scope global). */
+  target: z.number().min(0).lt(1).default(0.9),
+  granularity: z.enum(['unstructured', 'block', 'nm']).default('unstructured'),
+  /** Block length along the input dimension (granularity block). */
+  block: z.number().int().positive().default(4),
+  /** N:M (granularity nm): keep n of every m. */
+  n: z.number().int().positive().default(2),
+  m: z.number().int().positive().default(4),
+  scope: z.enum(['per-matrix', 'global']).default('per-matrix'),
+  /** Cubic schedule from start to end (fractions of training), masks refreshed every `every` steps. */
+  start: z.number().min(0).max(1).default(0.1),
+  end: z.number().min(0).max(1).default(0.7),
+  every: z.number().int().positive().default(25),
+}).strict();
+
+const base = TrainConfigSchema.omit({ model: true, tokenizer: true, vocabSize: true }).shape;
+
+export const DistillConfigSchema = z.object({
+  ...base,
+  teacher: z.string().min(1),
+  /** A teacher-logit cache made by `qkd teacher-cache` (instead of running the teacher live). */
+  teacherCache: z.string().nullable().default(null),
+  student: z.object({ preset: z.string().default('anchor-student') }).catchall(z.unknown()).default({ preset: 'anchor-student' }),
+  /** Training length in epochs over the data's windows (overrides steps when set). */
+  epochs: z.number().positive().nullable().default(null),
+  alpha: z.number().min(0).max(1).default(0.5),
+  tau: z.number().positive().default(2),
+  lambda: z.number().min(0).default(0.01),
+  kl: z.enum(['forward', 'reverse']).default('forward'),
+  quant: QuantSchema.nullable().default(null),
+  sparsity: SparsitySchema.nullable().default(null),
+  attnTopK: z.number().int().min(0).default(0),
+  // distillation defaults of the anchor recipe (fixtures/anchor-table.json)
+  steps: z.number().int().positive().default(2000),
+  lr: z.number().positive().default(2e-3),
+  weightDecay: z.number().min(0).default(0),
+  evalEvery: z.number().int().min(0).default(500),
+  checkpointEvery: z.number().int().min(0).default(100),
+}).strict();
+
+export type DistillConfig = Readonly<z.output<typeof DistillConfigSchema> & { microBatch: number }>;
+
+export function makeDistillConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): DistillConfig {
+  const merged: Record<string, unknown> = { ...file, ...flags };
+  for (const k of ['student', 'quant', 'sparsity']) {
+    const f = file[k], g = flags[k];
+    if (g === null) merged[k] = null;
+    else if (f || g) merged[k] = { ...((f as object) ?? {}), ...((g as object) ?? {}) };
+  }
+  const r = DistillConfigSchema.safeParse(merged);
+  if (!r.success) {
+    throw new QkdError('E_CONFIG', `${where}: ` + r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
+  }
+  const c = { ...r.data, microBatch: r.data.microBatch ?? r.data.batch };
+  const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
+  if (!(String(c.student.preset) in PRESETS)) bad('student.preset', `unknown preset '${c.student.preset}' (known: ${presetNames().join(', ')})`);
+  if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
+  if (c.sparsity && c.sparsity.start > c.sparsity.end) bad('sparsity.start', `${c.sparsity.start} is after sparsity.end ${c.sparsity.end}`);
+  if (c.sparsity?.granularity === 'nm' && c.sparsity.n >= c.sparsity.m) bad('sparsity.n', `${c.sparsity.n} must be below m ${c.sparsity.m}`);
+  const m = resolveModel({ model: c.student as never }, 256, `${where}: student`);
+  if (c.context > m.maxPos) bad('context', `${c.context} is longer than the student's ${m.maxPos} positions`);
+  return Object.freeze(c);
+}

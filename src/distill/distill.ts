@@ -1,0 +1,166 @@
+/**
+ * `qkd distill`: Distillation(student, teacher, dataset, epochs, τ, α). Each step: teacher
+ * distribution (live forward, or the teacher-logit cache), student forward with fake-quantized,
+ * masked weights, loss α·CE + (1−α)·τ²·KL − λ·H, backward, straight-through / LSQ gradients, clipping,
+ * AdamW, masks re-applied, masks updated on the cubic schedule. Same run directory, checkpoints and
+ * exact resume as `qkd train`.
+ */
+import { join } from 'node:path';
+import type { Backend } from '../kernels/backend.js';
+import { WindowSampler, loadTokenData } from '../data/dataset.js';
+import { loadTokenizer } from '../data/tokenizer-node.js';
+import type { QkdTokenizer } from '../data/tokenizer.js';
+import { evaluate, type EvalResult } from '../eval/perplexity.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { saveHfModel } from '../io/hf.js';
+import { encodeSafetensors } from '../io/safetensors.js';
+import { initParams } from '../model/init.js';
+import { loadModel } from '../model/load.js';
+import { Transformer } from '../model/transformer.js';
+import { scheduleFromFractions, sparsityAt, isMaskUpdateStep, type PruneSchedule } from '../sparse/schedule.js';
+import { QkdError } from '../tensor/errors.js';
+import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
+import { resolveModel } from '../train/config.js';
+import { AdamW } from '../train/optim.js';
+import { RunDir } from '../train/run.js';
+import { lrAt } from '../train/schedule.js';
+import { testSignal, type TrainHooks, type TrainSummary } from '../train/trainer.js';
+import { compressedConfig, CompressedWeights } from './compress.js';
+import type { DistillConfig } from './config.js';
+import { distillLoss, type TeacherDist } from './loss.js';
+import { openTeacherSource, type TeacherSource } from './teacher.js';
+
+export interface DistillSummary extends TrainSummary {
+  sparsity: Record<string, number>;
+}
+
+/** Steps of a recipe: `steps`, or `epochs` over the training windows. */
+export function totalSteps(cfg: DistillConfig, windows: number): number {
+  return cfg.epochs ? Math.max(1, Math.round((cfg.epochs * windows) / cfg.batch)) : cfg.steps;
+}
+
+function checkVocab(tok: QkdTokenizer, cfg: DistillConfig, teacherVocab: number): void {
+  if (tok.vocabSize > teacherVocab) {
+    throw new QkdError('E_VOCAB', `${cfg.teacher}: tokenizer.json has ${tok.vocabSize} tokens, the teacher's config only ${teacherVocab}`);
+  }
+}
+
+export async function distill(cfg: DistillConfig, be: Backend, out: string, resume: boolean, hooks: TrainHooks = {}): Promise<DistillSummary> {
+  const info = hooks.onInfo ?? (() => {});
+  const tok = loadTokenizer(cfg.teacher);
+  const teacherSrc: TeacherSource = openTeacherSource(cfg, be, tok);
+  checkVocab(tok, cfg, teacherSrc.vocabSize);
+  const run = new RunDir(out);
+  const resumeFrom = run.open({ distill: cfg }, resume);
+  writeFileAtomic(join(run.dir, 'tokenizer.json'), JSON.stringify(tok.json));
+  const data = loadTokenData(cfg.data, tok);
+  const sampler = new WindowSampler(data.train, cfg.microBatch, cfg.context, cfg.seed);
+  const steps = totalSteps(cfg, sampler.windows);
+  info(`data: ${data.source}: ${data.train.length} training tokens (${sampler.windows} windows of ${cfg.context}), ` +
+    `${steps} steps; teacher: ${teacherSrc.describe}`);
+  const mc = resolveModel({ model: cfg.student as never }, teacherSrc.vocabSize, 'distill config: student');
+  const student = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
+  initParams(student.params, cfg.seed + 1);
+  const comp = new CompressedWeights(student, cfg);
+  const opt = new AdamW(student.params, { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
+  const prune: PruneSchedule | null = cfg.sparsity
+    ? scheduleFromFractions(steps, cfg.sparsity.start, cfg.sparsity.end, cfg.sparsity.target, cfg.sparsity.every) : null;
+  let step = 0, best: EvalResult | null = null, bestStep = 0;
+  const n = student.params.size;
+  if (resumeFrom) {
+    const ck = loadCheckpoint(resumeFrom, { params: n, adam_m: n, adam_v: n, ...comp.stateSizes() });
+    student.params.data.set(ck.buffers.params); opt.m.set(ck.buffers.adam_m); opt.v.set(ck.buffers.adam_v);
+    step = ck.state.step; opt.step = step;
+    comp.loadState(ck.buffers, step);
+    sampler.setState(ck.state.sampler as { epoch: number; pos: number });
+    best = (ck.state.best as EvalResult | null) ?? null; bestStep = (ck.state.bestStep as number) ?? 0;
+    run.truncateMetrics(step);
+    info(`resumed at step ${step} of ${steps}`);
+  }
+  const savedConfig = compressedConfig(student.config, cfg);
+  const checkpoint = () => saveCheckpoint(run.checkpointDir,
+    { params: student.params.data, adam_m: opt.m, adam_v: opt.v, ...comp.stateBuffers() },
+    { step, sampler: sampler.state(), best, bestStep });
+  const evalIds = cfg.evalWindows > 0 ? data.valid.subarray(0, cfg.evalWindows * cfg.evalContext) : data.valid;
+  const doEval = () => {
+    comp.refresh();
+    const r = evaluate(student, evalIds, { context: cfg.evalContext });
+    const isBest = best === null || r.nll < best.nll;
+    if (isBest) {
+      best = r; bestStep = step;
+      const scales = comp.scaleMap();
+      saveHfModel(run.modelDir, savedConfig, comp.effectiveMap(), {
+        files: {
+          'tokenizer.json': JSON.stringify(tok.json),
+          ...(scales.size ? { 'quant_scales.safetensors': encodeScales(scales) } : {}),
+        },
+      });
+    }
+    run.log({ step, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
+    hooks.onEval?.({ step, result: r, best: isBest });
+  };
+  run.trapSignals();
+  const t0 = performance.now(), nMicro = cfg.batch / cfg.microBatch;
+  let lastLoss = NaN, evaluatedAt = -1;
+  try {
+    while (step < steps && !run.stopRequested) {
+      const ts = performance.now(), lr = lrAt(step, { ...cfg, steps });
+      if (prune && isMaskUpdateStep(step, prune)) comp.updateMasks(sparsityAt(step, prune));
+      comp.refresh();
+      student.params.zeroGrad();
+      comp.zeroScaleGrad();
+      let loss = 0;
+      const parts = { ce: 0, kl: 0, entropy: 0 };
+      for (let k = 0; k < nMicro; k++) {
+        const { x, y, ids } = sampler.next();
+        const teacher: TeacherDist = teacherSrc.batch(x, ids, cfg.microBatch, cfg.context);
+        const logits = student.forward(x, cfg.microBatch, cfg.context);
+        const g = student.grads(), dLogits = g.dLogitsBuffer();
+        const r = distillLoss(be, logits, y, teacher, cfg, dLogits, 1 / nMicro);
+        g.backward(dLogits);
+        loss += r.loss / nMicro; parts.ce += r.ce / nMicro; parts.kl += r.kl / nMicro; parts.entropy += r.entropy / nMicro;
+      }
+      comp.afterBackward();
+      let sq = be.sumSquares(student.params.grad, n);
+      if (comp.scaleStore) sq += be.sumSquares(comp.scaleStore.grad, comp.scaleStore.size);
+      const norm = Math.sqrt(sq), clip = cfg.clip > 0 ? Math.min(1, cfg.clip / (norm + 1e-6)) : 1;
+      opt.update(lr, clip);
+      comp.scaleOpt?.update(lr * (cfg.quant?.scaleLrRatio ?? 1), clip);
+      comp.afterStep();
+      step++;
+      lastLoss = loss;
+      const tps = (cfg.batch * cfg.context) / ((performance.now() - ts) / 1000);
+      run.log({ step, loss, ...parts, lr, grad_norm: norm, tokens_per_s: Math.round(tps),
+        ...(prune ? { sparsity: sparsityAt(step - 1, prune) } : {}) });
+      hooks.onStep?.({ step, steps, loss, lr, tokensPerSec: tps });
+      testSignal(step);
+      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) { doEval(); evaluatedAt = step; }
+      if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0) checkpoint();
+      await new Promise((r) => setImmediate(r));
+    }
+    if (run.stopRequested) {
+      checkpoint();
+      info(`${run.stopRequested}: checkpoint saved at step ${step}; continue with --resume`);
+    } else {
+      if (evaluatedAt !== step) doEval();
+      checkpoint();
+    }
+  } finally {
+    run.releaseSignals();
+    teacherSrc.dispose();
+  }
+  const sparsity = comp.sparsities();
+  comp.dispose(); opt.dispose(); student.dispose();
+  return { steps: step, lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
+    interrupted: run.stopRequested, modelDir: run.modelDir, sparsity };
+}
+
+function encodeScales(scales: Map<string, Float32Array>): Uint8Array {
+  const t = new Map([...scales].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [v.length], data: v }]));
+  return encodeSafetensors(t, { format: 'qkd-quant-scales' }, 'quant_scales.safetensors');
+}
+
+/** A student directory's teacher model, for callers that need it live. */
+export function loadTeacher(dir: string, be: Backend): Transformer {
+  return loadModel(dir, be).model;
+}

@@ -1,0 +1,112 @@
+/**
+ * Where the teacher's distribution comes from during distillation: a live teacher (any model qkd
+ * loads) run on each batch, or a teacher-logit cache (top-k per position) written once by
+ * `qkd teacher-cache` over the windows of the training stream. Also the cache builder.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Backend } from '../kernels/backend.js';
+import { WindowSampler, loadTokenData, type DataSpec } from '../data/dataset.js';
+import type { QkdTokenizer } from '../data/tokenizer.js';
+import { loadModel } from '../model/load.js';
+import type { Transformer } from '../model/transformer.js';
+import { QkdError } from '../tensor/errors.js';
+import { checkCacheMatches, sha256File, TeacherCacheReader, TeacherCacheWriter, topkFromLogits, type TeacherCacheSpec } from './cache.js';
+import type { TeacherDist } from './loss.js';
+
+export interface TeacherSource {
+  vocabSize: number;
+  describe: string;
+  /** The teacher distribution of B windows (inputs x, window indices of the training stream). */
+  batch(x: Int32Array, windowIds: number[], B: number, T: number): TeacherDist;
+  dispose(): void;
+}
+
+function sha(s: string | Uint8Array): string { return createHash('sha256').update(s).digest('hex'); }
+
+/** What a cache for this teacher, tokenizer and token stream must say in its header. */
+export function cacheIdentity(teacherDir: string, tok: QkdTokenizer, train: Int32Array): Pick<TeacherCacheSpec, 'teacher' | 'tokenizerSha256' | 'data'> {
+  return {
+    teacher: { path: teacherDir, configSha256: sha256File(join(teacherDir, 'config.json')), weightsSha256: weightsHash(teacherDir) },
+    tokenizerSha256: sha(JSON.stringify(tok.json)),
+    data: { sha256: sha(new Uint8Array(train.buffer, train.byteOffset, train.byteLength)), tokens: train.length },
+  };
+}
+
+function weightsHash(dir: string): string {
+  try { return sha256File(join(dir, 'model.safetensors')); } catch { return sha256File(join(dir, 'model.safetensors.index.json')); }
+}
+
+export function openTeacherSource(cfg: { teacher: string; teacherCache: string | null; tau: number; context: number; data: DataSpec },
+  be: Backend, tok: QkdTokenizer): TeacherSource {
+  if (cfg.teacherCache) {
+    const reader = TeacherCacheReader.open(cfg.teacherCache);
+    const train = loadTokenData(cfg.data, tok).train;
+    const id = cacheIdentity(cfg.teacher, tok, train);
+    const where = join(cfg.teacherCache, 'cache.json');
+    checkCacheMatches(reader.header, { tokenizerSha256: id.tokenizerSha256, data: id.data, T: cfg.context }, where);
+    if (reader.header.teacher.weightsSha256 !== id.teacher.weightsSha256) {
+      throw new QkdError('E_CONFIG', `${where}: field teacher.weightsSha256: the cache was made from other weights than ${cfg.teacher}`);
+    }
+    if (!reader.header.taus.includes(cfg.tau)) {
+      throw new QkdError('E_CONFIG', `${where}: field taus ${JSON.stringify(reader.header.taus)} lacks the recipe's tau ${cfg.tau}`);
+    }
+    return {
+      vocabSize: reader.header.V,
+      describe: `teacher-logit cache ${cfg.teacherCache} (top-${reader.header.k}, ${reader.windows} windows)`,
+      batch: (_x, ids) => reader.read(ids, cfg.tau).teacher,
+      dispose: () => reader.close(),
+    };
+  }
+  const teacher: Transformer = loadModel(cfg.teacher, be).model;
+  return {
+    vocabSize: teacher.config.vocabSize,
+    describe: `live ${cfg.teacher} (${teacher.config.family}, ${teacher.params.size} parameters)`,
+    batch: (x, _ids, B, T) => ({ kind: 'full', logits: teacher.forward(x, B, T) }),
+    dispose: () => teacher.dispose(),
+  };
+}
+
+export interface CacheBuildOptions {
+  teacher: string;
+  out: string;
+  data: DataSpec;
+  context: number;
+  k: number;
+  taus: number[];
+  logitDtype: 'f16' | 'f32';
+  /** Windows per teacher forward. */
+  batch: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Writes (or resumes) the teacher-logit cache of every window of the training stream. */
+export function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: QkdTokenizer): { windows: number; seconds: number } {
+  const train = loadTokenData(o.data, tok).train;
+  const sampler = new WindowSampler(train, 1, o.context, 0);
+  const teacher = loadModel(o.teacher, be).model, V = teacher.config.vocabSize;
+  if (tok.vocabSize > V) throw new QkdError('E_VOCAB', `${o.teacher}: tokenizer has ${tok.vocabSize} tokens, the model ${V}`);
+  const writer = TeacherCacheWriter.open(o.out, {
+    ...cacheIdentity(o.teacher, tok, train), V, k: o.k, taus: o.taus, T: o.context, logitDtype: o.logitDtype,
+    windowRule: { kind: 'non-overlapping', stride: o.context }, plannedWindows: sampler.windows,
+  });
+  const t0 = performance.now(), T = o.context, total = sampler.windows;
+  try {
+    for (let w0 = writer.windows; w0 < total && !writer.complete; w0 += o.batch) {
+      const B = Math.min(o.batch, total - w0), x = new Int32Array(B * T), y = new Int32Array(B * T);
+      for (let b = 0; b < B; b++) sampler.window(w0 + b, x, y, b * T);
+      const logits = teacher.forward(x, B, T);
+      const e = topkFromLogits(logits, B * T, V, o.k, o.taus);
+      for (let b = 0; b < B; b++) {
+        const start = (w0 + b) * T;
+        writer.append(start, train.subarray(start, start + T + 1), e, b * T);
+      }
+      o.onProgress?.(w0 + B, total);
+    }
+    if (!writer.complete) writer.finalize();
+  } finally {
+    writer.close();
+    teacher.dispose();
+  }
+  return { windows: total, seconds: (performance.now() - t0) / 1000 };
+}
