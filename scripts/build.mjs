@@ -8,7 +8,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (n) => join(root, 'node_modules', '.bin', n);
 const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root });
 
-run(bin('tsc'), ['-p', 'tsconfig.json']);
+// tsc still emits JS when it reports type errors; build the kernels anyway and fail at the end.
+let tscFailed = false;
+try { run(bin('tsc'), ['-p', 'tsconfig.json']); } catch { tscFailed = true; }
 const entry = join(root, 'src/kernels/assembly/index.ts');
 if (existsSync(entry)) {
   const out = join(root, 'dist/wasm');
@@ -18,3 +20,4 @@ if (existsSync(entry)) {
   run(bin('asc'), [...common, '--enable', 'relaxed-simd', '--use', 'FMA=1', '-o', join(out, 'kernels-fma.wasm')]);
   run(bin('asc'), [...common, '--use', 'FMA=0', '-o', join(out, 'kernels.wasm')]);
 }
+if (tscFailed) { console.error('build: tsc reported errors (see above)'); process.exit(1); }

@@ -6,10 +6,12 @@ import { madd, splitStart } from './simd';
 
 // Micro-tile: 3x12 with FMA (9 accumulators + 3 B vectors + 1 broadcast = 13 of V8's ~15 xmm
 // registers), 4x8 with mul+add (which needs temporaries for the products).
-export const MR: i32 = FMA ? 3 : 4;
-export const NR: i32 = FMA ? 12 : 8;
+// @ts-ignore
+const TL: i32 = isDefined(TILE) ? TILE : (FMA ? 1 : 0);
+export const MR: i32 = TL == 1 ? 3 : TL == 2 ? 2 : 4;
+export const NR: i32 = TL == 1 ? 12 : TL == 2 ? 16 : 8;
 export const KC: i32 = 256;
-export const MC: i32 = MR * (FMA ? 42 : 32); // 126 / 128 rows: an A block of MC x KC floats lives in L2
+export const MC: i32 = MR * (TL == 1 ? 42 : TL == 2 ? 64 : 32); // 126 / 128 rows: an A block of MC x KC floats lives in L2
 export const NC: i32 = 2040;                 // multiple of 12 and 8; B block of KC x NC floats (~2 MB)
 
 /** Bytes of per-thread workspace the GEMM needs (packed A, packed B, one edge tile). */
@@ -115,6 +117,21 @@ function micro3x12(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool
   out(c, c20, addC); out(c + 16, c21, addC); out(c + 32, c22, addC);
 }
 
+/** 2x16 FMA micro-kernel. */
+function micro2x16(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(b), b1 = v128.load(b, 16), b2 = v128.load(b, 32), b3 = v128.load(b, 48);
+    const a0 = v128.load32_splat(a), a1 = v128.load32_splat(a, 4);
+    c00 = madd(a0, b0, c00); c01 = madd(a0, b1, c01); c02 = madd(a0, b2, c02); c03 = madd(a0, b3, c03);
+    c10 = madd(a1, b0, c10); c11 = madd(a1, b1, c11); c12 = madd(a1, b2, c12); c13 = madd(a1, b3, c13);
+    a += 8; b += 64;
+  }
+  out(c, c00, addC); out(c + 16, c01, addC); out(c + 32, c02, addC); out(c + 48, c03, addC); c += ldc;
+  out(c, c10, addC); out(c + 16, c11, addC); out(c + 32, c12, addC); out(c + 48, c13, addC);
+}
+
 /** 4x8 micro-kernel for the mul+add build. */
 function micro4x8(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -139,7 +156,8 @@ function micro4x8(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool)
 
 // @ts-ignore: decorator
 @inline function micro(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
-  if (FMA) micro3x12(a, b, kc, c, ldc, addC);
+  if (TL == 1) micro3x12(a, b, kc, c, ldc, addC);
+  else if (TL == 2) micro2x16(a, b, kc, c, ldc, addC);
   else micro4x8(a, b, kc, c, ldc, addC);
 }
 

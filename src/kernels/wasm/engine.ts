@@ -22,6 +22,8 @@ export interface WasmBackendOptions {
   fma?: boolean;
   /** Host services; default: the Node host (node.ts). */
   platform?: WasmPlatform;
+  /** Tests: run every kernel call on all threads, however small (default: small calls stay on one). */
+  forceParallel?: boolean;
 }
 
 const PAGE = 65536;
@@ -47,7 +49,8 @@ export class WasmEngine {
   readonly ctrl: number;
 
   private constructor(readonly memory: WebAssembly.Memory, readonly exports: WebAssembly.Exports,
-    readonly fma: boolean, readonly threads: number, maxPages: number, canBlock: boolean) {
+    readonly fma: boolean, readonly threads: number, maxPages: number, canBlock: boolean,
+    private readonly forceParallel: boolean) {
     this.sab = memory.buffer;
     this.bufs.add(this.sab);
     const base = (exports.heapBase as () => number)();
@@ -75,10 +78,16 @@ export class WasmEngine {
     const module = await WebAssembly.compile(bytes);
     const memory = new WebAssembly.Memory({ initial: Math.min(512, maxPages), maximum: maxPages, shared: true });
     const ex = instantiateKernels(module, memory);
-    const engine = new WasmEngine(memory, ex, fma, threads, maxPages, platform.canBlock);
-    const workers = await Promise.all(Array.from({ length: threads - 1 }, (_, i) =>
+    const engine = new WasmEngine(memory, ex, fma, threads, maxPages, platform.canBlock, opts.forceParallel === true);
+    const started = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) =>
       platform.spawnWorker({ module, memory, ctrl: engine.ctrl, tid: i + 1 })));
+    const workers = started.flatMap((r) => r.status === 'fulfilled' ? [r.value] : []);
     engine.pool.attach(workers);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) {
+      await engine.dispose();
+      throw (failed as PromiseRejectedResult).reason;
+    }
     return engine;
   }
 
@@ -158,7 +167,7 @@ export class WasmEngine {
   }
 
   /** Threads for a call: 1 below `minWork` (a task hand-off costs ~1 µs), else all. */
-  par(work: number, minWork: number): number { return work >= minWork ? this.threads : 1; }
+  par(work: number, minWork: number): number { return work >= minWork || this.forceParallel ? this.threads : 1; }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;

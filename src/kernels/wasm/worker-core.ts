@@ -22,8 +22,9 @@ export function prepareWorker(init: WorkerInit): () => void {
   const argv: number[][] = [];
   for (let n = 0; n <= MAX_ARGS; n++) argv.push(new Array<number>(n + 2).fill(0));
 
+  // read before the worker reports ready: the first task may be posted right after that report
+  let last = Atomics.load(ctl, SEQ);
   return () => {
-    let last = Atomics.load(ctl, SEQ);
     for (;;) {
       let s = Atomics.load(ctl, SEQ), spins = 0;
       while (s === last) {
