@@ -105,9 +105,10 @@ function studentRow(s: Float32Array, o: number, V: number, tau: number): void {
   const it = 1 / tau, mode = tau === 1 ? 1 : tau === 2 ? 2 : 0;
   let z1 = 0, zt = 0, b = 0;
   for (let v = 0; v < V; v++) {
-    const d = s[o + v] - ms, ev = expNeg(d);
+    const d = s[o + v] - ms;
+    // τ = 2: e = u² (one exp instead of two); τ = 1: e = u
+    const uv = mode === 1 ? expNeg(d) : expNeg(d * it), ev = mode === 2 ? uv * uv : mode === 1 ? uv : expNeg(d);
     e[v] = ev; z1 += ev; b += ev * d;
-    const uv = mode === 2 ? Math.sqrt(ev) : mode === 1 ? ev : expNeg(d * it);
     u[v] = uv; zt += uv;
   }
   row.ms = ms; row.logZ1 = Math.log(z1); row.H = row.logZ1 - b / z1;
@@ -275,4 +276,80 @@ export function distillLoss(be: Backend, studentLogits: Float32Array, targets: I
   const ce = ceSum / n, kl = teacher ? klSum / n : NaN, entropy = hSum / n;
   const loss = alpha * ce + (teacher ? (1 - alpha) * tau * tau * kl : 0) - lambda * entropy;
   return { loss, ce, kl, entropy, positions: n };
+}
+
+// ---- top-k entries from full teacher logits (for the cache, or a live top-k teacher)
+
+/** Top-k of N rows: ids/logits (N,k) sorted by descending logit (ties: lower id first), and
+ *  lse (nTau, N) with lse[a·N + i] = log Σ_v exp(t_iv / taus[a]) over the full row. */
+export interface TopkEntries {
+  N: number;
+  V: number;
+  k: number;
+  taus: number[];
+  ids: Uint16Array | Int32Array;
+  logits: Float32Array;
+  lse: Float32Array;
+}
+
+/** The TopkTeacher at one of the entries' temperatures (views, no copy). */
+export function topkTeacher(e: TopkEntries, tau: number): TopkTeacher {
+  const a = e.taus.indexOf(tau);
+  if (a < 0) throw new QkdError('E_CONFIG', `top-k teacher: tau ${tau} is not one of the stored taus ${JSON.stringify(e.taus)}`);
+  return { kind: 'topk', k: e.k, ids: e.ids, logits: e.logits, lse: e.lse.subarray(a * e.N, (a + 1) * e.N), tau };
+}
+
+let heapV = new Float64Array(0), heapI = new Int32Array(0);
+
+/** Min-heap (by value, then by larger id) sift-down from the root over n entries. */
+function siftDown(n: number): void {
+  const hv = heapV, hi = heapI;
+  let i = 0;
+  const x = hv[0], xi = hi[0];
+  for (;;) {
+    let c = 2 * i + 1;
+    if (c >= n) break;
+    if (c + 1 < n && (hv[c + 1] < hv[c] || (hv[c + 1] === hv[c] && hi[c + 1] > hi[c]))) c++;
+    if (!(hv[c] < x || (hv[c] === x && hi[c] > xi))) break;
+    hv[i] = hv[c]; hi[i] = hi[c]; i = c;
+  }
+  hv[i] = x; hi[i] = xi;
+}
+
+/** One row's top-k into ids/logits at offset a: a size-k min-heap over the row, then sorted out. */
+function selectRow(t: Float32Array, o: number, V: number, k: number, ids: Uint16Array | Int32Array, out: Float32Array, a: number): void {
+  const hv = heapV, hi = heapI;
+  for (let j = 0; j < k; j++) { hv[j] = -Infinity; hi[j] = V + j; } // sentinels lose to every real entry
+  for (let v = 0; v < V; v++) {
+    const x = t[o + v];
+    if (x > hv[0] || (x === -Infinity && hi[0] >= V)) { hv[0] = x; hi[0] = v; siftDown(k); }
+  }
+  for (let n = k; n > 0; n--) { // pop the minimum into the last free slot: descending order
+    ids[a + n - 1] = hi[0]; out[a + n - 1] = hv[0];
+    hv[0] = hv[n - 1]; hi[0] = hi[n - 1]; siftDown(n - 1);
+  }
+}
+
+/** Builds top-k entries from full logits (N,V); throws on non-finite logits among the top-k or lse. */
+export function topkFromLogits(logits: Float32Array, N: number, V: number, k: number, taus: number[]): TopkEntries {
+  if (logits.length !== N * V) throw new QkdError('E_SHAPE', `topkFromLogits: logits have ${logits.length} elements, expected N·V = ${N}·${V}`);
+  if (!(Number.isInteger(k) && k >= 1 && k <= V)) throw new QkdError('E_CONFIG', `topkFromLogits: k = ${k} is not in 1..V = ${V}`);
+  if (taus.length === 0 || !taus.every((x) => x > 0 && Number.isFinite(x))) throw new QkdError('E_CONFIG', `topkFromLogits: taus ${JSON.stringify(taus)} are not positive numbers`);
+  if (heapV.length < k) { heapV = new Float64Array(k); heapI = new Int32Array(k); }
+  const ids = V <= 65536 ? new Uint16Array(N * k) : new Int32Array(N * k), top = new Float32Array(N * k);
+  const lse = new Float32Array(taus.length * N);
+  for (let i = 0; i < N; i++) {
+    const o = i * V;
+    selectRow(logits, o, V, k, ids, top, i * k);
+    const mt = top[i * k];
+    if (!Number.isFinite(top[i * k + k - 1]) || !Number.isFinite(mt)) throw new QkdError('E_INPUT', `topkFromLogits: row ${i} has non-finite logits among its top ${k}`);
+    taus.forEach((tau, a) => {
+      let z = 0;
+      const it = 1 / tau;
+      for (let v = 0; v < V; v++) z += expNeg((logits[o + v] - mt) * it);
+      lse[a * N + i] = mt * it + Math.log(z);
+      if (!Number.isFinite(lse[a * N + i])) throw new QkdError('E_INPUT', `topkFromLogits: row ${i}: log-sum-exp at tau ${tau} is not finite (NaN logits?)`);
+    });
+  }
+  return { N, V, k, taus: [...taus], ids, logits: top, lse };
 }

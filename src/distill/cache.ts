@@ -1,0 +1,436 @@
+/**
+ * The teacher-logit cache (`qkd teacher-cache` writes it, distillation reads it): per training
+ * window of T positions, the teacher's top-k ids and raw logits, and log Σ_v exp(t_v/τ) over the
+ * full vocabulary for each τ in `taus` (the top-k set does not depend on τ, so one cache serves
+ * several temperatures). With these, src/distill/loss.ts rebuilds p_j = exp(t_j/τ − lse) and the
+ * tail bucket r = 1 − Σ_K p_j exactly.
+ *
+ * On disk, a directory:
+ *   cache.json   header (TeacherCacheHeader): magic 'qkd-teacher-cache', version 1, identity of the
+ *                teacher / tokenizer / data, V, k, taus, T, dtypes, the window rule, recordBytes,
+ *                and `complete` + `windows` once finalized.
+ *   windows.bin  `windows` fixed-size records, record i at byte i·recordBytes (little-endian;
+ *                each section aligned to its item size, the record padded to 8 bytes):
+ *                  start   f64              token offset of the window in the training stream
+ *                  lse     f32 (nTau, T)    lse[a,p] = log Σ_v exp(t_pv / taus[a])
+ *                  tmax    f32 (T)          only with f16: the largest of the position's k logits
+ *                  logits  f32|f16 (T, k)   f32: raw teacher logits of the ids, descending per position;
+ *                                           f16: logit − tmax (≤ 0, so the top logits keep ~11 bits)
+ *                  ids     u16|i32 (T, k)   u16 when V <= 65536
+ *                  tokens  u16|i32 (T+1)    the window: inputs tokens[0..T), targets tokens[1..T]
+ *                  crc     u32              CRC-32 of the record's bytes before it
+ * Writing appends records; cache.json is written atomically (temp + rename), first with
+ * complete = false, and rewritten with complete = true and the window count by finalize(). An
+ * interrupted run is resumed by opening the writer again with the same spec: it keeps the leading
+ * records whose CRC checks and truncates the rest. One writer per directory at a time.
+ *
+ * logitDtype: f16 is the default (DEFAULT_LOGIT_DTYPE): measured on the fixture teacher's real
+ * logits (test/distill/measure-f16.ts, k 32..128, τ 1 and 2) it moves the top-k KL by 2e-7..9e-5
+ * relative and the gradient by 0.7e-4..4e-4 of its largest element, 30-100x less than what the
+ * top-k truncation itself changes; storing raw logits in f16 (no shift) was 10-30x worse.
+ * f32 keeps the raw logits exactly for ~1.5x the bytes.
+ */
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
+import { QkdError } from '../tensor/errors.js';
+import type { TopkEntries, TopkTeacher } from './loss.js';
+
+export { topkFromLogits, topkTeacher, type TopkEntries } from './loss.js';
+
+export const CACHE_MAGIC = 'qkd-teacher-cache';
+export const CACHE_VERSION = 1;
+export const HEADER_FILE = 'cache.json';
+export const DATA_FILE = 'windows.bin';
+export const DEFAULT_LOGIT_DTYPE = 'f16';
+
+/** What identifies a cache; a resumed writer must be given the same spec. */
+export interface TeacherCacheSpec {
+  teacher: { path: string; configSha256: string; weightsSha256: string };
+  tokenizerSha256: string;
+  /** The training token stream the windows index into. */
+  data: { sha256: string; tokens: number };
+  V: number;
+  k: number;
+  taus: number[];
+  /** Positions per window (the context length). */
+  T: number;
+  logitDtype: 'f16' | 'f32';
+  /** How window starts were chosen, e.g. {kind: 'sampler', seed, batch}; every record stores its start too. */
+  windowRule: { kind: string; [key: string]: unknown };
+  /** Windows the run intends to write (finalize checks it), or null when open-ended. */
+  plannedWindows: number | null;
+}
+
+export interface TeacherCacheHeader extends TeacherCacheSpec {
+  magic: typeof CACHE_MAGIC;
+  version: typeof CACHE_VERSION;
+  idDtype: 'u16' | 'i32';
+  recordBytes: number;
+  complete: boolean;
+  /** Number of records; meaningful once complete. */
+  windows: number;
+}
+
+const SPEC_KEYS = ['teacher', 'tokenizerSha256', 'data', 'V', 'k', 'taus', 'T', 'logitDtype', 'windowRule', 'plannedWindows'] as const;
+
+// ---- record layout and CRC
+
+interface Layout { lse: number; tmax: number; logits: number; ids: number; tokens: number; crc: number; bytes: number; nTau: number; lb: 2 | 4; ib: 2 | 4 }
+
+const align = (x: number, a: number) => Math.ceil(x / a) * a;
+
+export function recordLayout(h: Pick<TeacherCacheSpec, 'V' | 'k' | 'T' | 'taus' | 'logitDtype'>): Layout {
+  const nTau = h.taus.length, lb = h.logitDtype === 'f16' ? 2 : 4, ib = h.V <= 65536 ? 2 : 4;
+  const lse = 8, tmax = lse + 4 * nTau * h.T, logits = tmax + (lb === 2 ? 4 * h.T : 0);
+  const ids = align(logits + lb * h.T * h.k, ib);
+  const tokens = align(ids + ib * h.T * h.k, ib), crc = align(tokens + ib * (h.T + 1), 4);
+  return { lse, tmax, logits, ids, tokens, crc, bytes: align(crc + 4, 8), nTau, lb, ib };
+}
+
+const CRC_TABLE = new Uint32Array(256).map((_, n) => {
+  let c = n;
+  for (let j = 0; j < 8; j++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/** CRC-32 (IEEE 802.3, as zlib) of bytes. */
+export function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** sha256 (hex) of a file, read in 1 MiB chunks. */
+export function sha256File(path: string): string {
+  const h = createHash('sha256'), buf = new Uint8Array(1 << 20);
+  const fd = openFile(path, 'r');
+  try {
+    for (let pos = 0, n; (n = readSync(fd, buf, 0, buf.length, pos)) > 0; pos += n) h.update(buf.subarray(0, n));
+  } finally { closeSync(fd); }
+  return h.digest('hex');
+}
+
+function openFile(path: string, flags: string): number {
+  try {
+    return openSync(path, flags);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'E_MISSING' : 'E_INPUT';
+    throw new QkdError(code, `${path}: cannot open: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+// ---- header validation
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown, min: number): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+const isStr = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/** Checks a parsed header field by field; `where` (the file) appears in every error. */
+export function validateHeader(json: unknown, where: string): TeacherCacheHeader {
+  const bad = (field: string, msg: string) => new QkdError('E_FORMAT', `${where}: field "${field}" ${msg}`);
+  if (!isObj(json)) throw new QkdError('E_FORMAT', `${where}: not a JSON object`);
+  if (json.magic !== CACHE_MAGIC) throw bad('magic', `is ${JSON.stringify(json.magic)}, expected "${CACHE_MAGIC}" (not a qkd teacher cache)`);
+  if (json.version !== CACHE_VERSION) {
+    throw new QkdError('E_UNSUPPORTED', `${where}: field "version" is ${JSON.stringify(json.version)}; this qkd reads version ${CACHE_VERSION}`);
+  }
+  const t = json.teacher;
+  if (!isObj(t) || !isStr(t.path) || !isStr(t.configSha256) || !isStr(t.weightsSha256)) throw bad('teacher', 'is not {path, configSha256, weightsSha256} (strings)');
+  if (!isStr(json.tokenizerSha256)) throw bad('tokenizerSha256', 'is not a non-empty string');
+  const d = json.data;
+  if (!isObj(d) || !isStr(d.sha256) || !isInt(d.tokens, 0)) throw bad('data', 'is not {sha256: string, tokens: integer}');
+  if (!isInt(json.V, 1)) throw bad('V', `is ${JSON.stringify(json.V)}, not a positive integer`);
+  if (!isInt(json.k, 1) || json.k > json.V) throw bad('k', `is ${JSON.stringify(json.k)}, not in 1..V = ${json.V}`);
+  if (!isInt(json.T, 1)) throw bad('T', `is ${JSON.stringify(json.T)}, not a positive integer`);
+  const taus = json.taus;
+  if (!Array.isArray(taus) || taus.length === 0 || !taus.every((x) => typeof x === 'number' && x > 0 && Number.isFinite(x))
+    || new Set(taus).size !== taus.length) throw bad('taus', `is ${JSON.stringify(taus)}, not a non-empty list of distinct positive numbers`);
+  if (json.logitDtype !== 'f16' && json.logitDtype !== 'f32') throw bad('logitDtype', `is ${JSON.stringify(json.logitDtype)}, not "f16" or "f32"`);
+  const idDtype = json.V <= 65536 ? 'u16' : 'i32';
+  if (json.idDtype !== idDtype) throw bad('idDtype', `is ${JSON.stringify(json.idDtype)}, expected "${idDtype}" for V = ${json.V}`);
+  if (!isObj(json.windowRule) || !isStr(json.windowRule.kind)) throw bad('windowRule', 'is not an object with a "kind" string');
+  if (json.plannedWindows !== null && !isInt(json.plannedWindows, 0)) throw bad('plannedWindows', 'is neither null nor an integer >= 0');
+  if (typeof json.complete !== 'boolean') throw bad('complete', 'is not a boolean');
+  if (!isInt(json.windows, 0)) throw bad('windows', 'is not an integer >= 0');
+  const h = json as unknown as TeacherCacheHeader, L = recordLayout(h);
+  if (h.recordBytes !== L.bytes) throw bad('recordBytes', `is ${JSON.stringify(h.recordBytes)}, the layout of V, k, T, taus and logitDtype gives ${L.bytes}`);
+  return h;
+}
+
+/** The header of `dir`, or null when it has none (a new or never-started cache). */
+function readHeaderIfAny(dir: string): TeacherCacheHeader | null {
+  try { return readHeader(dir); } catch (e) {
+    if (e instanceof QkdError && e.code === 'E_MISSING') return null;
+    throw e;
+  }
+}
+
+function readHeader(dir: string): TeacherCacheHeader {
+  const path = join(dir, HEADER_FILE);
+  let text: string;
+  try { text = readFileSync(path, 'utf8'); } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new QkdError(missing ? 'E_MISSING' : 'E_INPUT', `${path}: cannot read the teacher-cache header: ${(e as Error).message}`, { cause: e });
+  }
+  let json: unknown;
+  try { json = JSON.parse(text); } catch (e) { throw new QkdError('E_FORMAT', `${path}: not valid JSON: ${(e as Error).message}`); }
+  return validateHeader(json, path);
+}
+
+/** JSON with object keys sorted, so that key order never makes two specs differ. */
+function canon(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
+  if (isObj(v)) return `{${Object.keys(v).sort().map((key) => `${JSON.stringify(key)}:${canon(v[key])}`).join(',')}}`;
+  return JSON.stringify(v) ?? 'undefined';
+}
+
+/**
+ * Throws when the cache was made for something else than the caller expects: a different V or
+ * tokenizer is E_VOCAB (student and teacher must share a tokenizer), any other field E_CONFIG.
+ */
+export function checkCacheMatches(h: TeacherCacheHeader, expected: Partial<TeacherCacheSpec>, where: string): void {
+  for (const key of SPEC_KEYS) {
+    if (!(key in expected)) continue;
+    const want = canon(expected[key]), got = canon(h[key]);
+    if (want === got) continue;
+    const code = key === 'V' || key === 'tokenizerSha256' ? 'E_VOCAB' : 'E_CONFIG';
+    throw new QkdError(code, `${where}: teacher cache field "${key}" is ${got}, expected ${want}`);
+  }
+}
+
+// ---- writer
+
+/** Appends windows to a cache directory; resumes a partial one made with the same spec. */
+export class TeacherCacheWriter {
+  private fd: number;
+  private buf: ArrayBuffer;
+  private sinceSync = 0;
+  private closed = false;
+
+  private constructor(readonly dir: string, private hdr: TeacherCacheHeader, fd: number, private n: number,
+    private readonly syncEvery: number) {
+    this.fd = fd;
+    this.buf = new ArrayBuffer(hdr.recordBytes);
+  }
+
+  get header(): TeacherCacheHeader { return this.hdr; }
+
+  /**
+   * Opens `dir` for writing. A new directory (or `overwrite`) starts an empty cache whose header
+   * says complete = false. An existing cache must have the same spec (else E_CONFIG naming the
+   * field); its leading records whose CRC checks are kept and `windows` says where to continue. A
+   * complete cache opens finished (`complete` true; append throws).
+   */
+  static open(dir: string, spec: TeacherCacheSpec, opts: { overwrite?: boolean; syncEvery?: number } = {}): TeacherCacheWriter {
+    const header = validateHeader({ ...spec, magic: CACHE_MAGIC, version: CACHE_VERSION, idDtype: spec.V <= 65536 ? 'u16' : 'i32',
+      recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: new teacher-cache spec`);
+    mkdirSync(dir, { recursive: true });
+    const existing = opts.overwrite ? null : readHeaderIfAny(dir), path = join(dir, DATA_FILE);
+    if (existing) checkCacheMatches(existing, spec, `${join(dir, HEADER_FILE)} (resume)`);
+    closeSync(openFile(path, existing ? 'a' : 'w')); // a new cache starts from an empty payload
+    if (!existing) writeFileAtomic(join(dir, HEADER_FILE), JSON.stringify(header, null, 1) + '\n');
+    const fd = openFile(path, 'r+'), w = new TeacherCacheWriter(dir, existing ?? header, fd, 0, opts.syncEvery ?? 32);
+    if (existing?.complete) {
+      w.n = existing.windows;
+      w.closeFd();
+    } else {
+      w.n = validPrefix(fd, header, path);
+      ftruncateSync(fd, w.n * header.recordBytes);
+    }
+    return w;
+  }
+
+  get complete(): boolean { return this.header.complete; }
+  /** Complete records on disk: the next window to append is this index. */
+  get windows(): number { return this.n; }
+
+  /** Appends the window starting at token `start`: tokens (T+1) and rows row0..row0+T of `e`. */
+  append(start: number, tokens: ArrayLike<number>, e: TopkEntries, row0 = 0): void {
+    const h = this.header, T = h.T, where = join(this.dir, DATA_FILE);
+    if (this.closed) throw new QkdError('E_INTERNAL', `${where}: append after ${h.complete ? 'finalize (the cache is complete)' : 'close'}`);
+    if (e.V !== h.V || e.k !== h.k || canon(e.taus) !== canon(h.taus)) {
+      throw new QkdError('E_SHAPE', `${where}: entries have V ${e.V}, k ${e.k}, taus ${JSON.stringify(e.taus)}; the cache has V ${h.V}, k ${h.k}, taus ${JSON.stringify(h.taus)}`);
+    }
+    if (!(row0 >= 0 && row0 + T <= e.N) || tokens.length !== T + 1) {
+      throw new QkdError('E_SHAPE', `${where}: window needs rows ${row0}..${row0 + T - 1} of ${e.N} and ${T + 1} tokens (got ${tokens.length})`);
+    }
+    if (!isInt(start, 0) || start + T + 1 > h.data.tokens) throw new QkdError('E_INPUT', `${where}: window start ${start} is not in 0..${h.data.tokens - T - 1}`);
+    const L = recordLayout(h), b = this.buf, k = h.k;
+    new Float64Array(b, 0, 1)[0] = start;
+    const lse = new Float32Array(b, L.lse, L.nTau * T);
+    for (let a = 0; a < L.nTau; a++) lse.set(e.lse.subarray(a * e.N + row0, a * e.N + row0 + T), a * T);
+    const lg = e.logits.subarray(row0 * k, (row0 + T) * k);
+    if (!lse.every(Number.isFinite) || !lg.every(Number.isFinite)) throw new QkdError('E_INPUT', `${where}: window at ${start}: non-finite teacher logits or lse`);
+    if (L.lb === 4) new Float32Array(b, L.logits, T * k).set(lg);
+    else new Uint16Array(b, L.logits, T * k).set(f32ToF16(shiftedByMax(lg, new Float32Array(b, L.tmax, T), k)));
+    const ids = e.ids.subarray(row0 * k, (row0 + T) * k);
+    (L.ib === 2 ? new Uint16Array(b, L.ids, T * k) : new Int32Array(b, L.ids, T * k)).set(ids);
+    const tok = L.ib === 2 ? new Uint16Array(b, L.tokens, T + 1) : new Int32Array(b, L.tokens, T + 1);
+    for (let i = 0; i <= T; i++) {
+      if (!(tokens[i] >= 0 && tokens[i] < h.V)) throw new QkdError('E_INPUT', `${where}: token ${tokens[i]} at window position ${i} is not < V = ${h.V}`);
+      tok[i] = tokens[i];
+    }
+    new DataView(b).setUint32(L.crc, crc32(new Uint8Array(b, 0, L.crc)), true);
+    writeAllAt(this.fd, new Uint8Array(b), this.n * h.recordBytes);
+    this.n++;
+    if (++this.sinceSync >= this.syncEvery) { fsyncSync(this.fd); this.sinceSync = 0; }
+  }
+
+  /** Syncs the records and atomically marks the cache complete. */
+  finalize(): void {
+    const path = join(this.dir, HEADER_FILE);
+    if (this.header.complete) return;
+    const planned = this.header.plannedWindows;
+    if (planned !== null && planned !== this.n) {
+      throw new QkdError('E_INPUT', `${path}: finalize after ${this.n} windows, the spec plans ${planned}`);
+    }
+    fsyncSync(this.fd);
+    const h: TeacherCacheHeader = { ...this.header, complete: true, windows: this.n };
+    writeFileAtomic(path, JSON.stringify(h, null, 1) + '\n');
+    this.hdr = h;
+    this.closeFd();
+  }
+
+  /** Stops writing without finalizing (a later open resumes). */
+  close(): void {
+    if (this.closed) return;
+    fsyncSync(this.fd);
+    this.closeFd();
+  }
+
+  private closeFd(): void {
+    if (!this.closed) closeSync(this.fd);
+    this.closed = true;
+  }
+}
+
+/** (t − max t) per position of lg (T,k), max into tmax (T): float16 then keeps ~11 bits near the top logits. */
+function shiftedByMax(lg: Float32Array, tmax: Float32Array, k: number): Float32Array {
+  const out = new Float32Array(lg.length);
+  for (let p = 0; p < tmax.length; p++) {
+    let m = -Infinity;
+    for (let j = p * k; j < (p + 1) * k; j++) if (lg[j] > m) m = lg[j];
+    tmax[p] = m;
+    // a masked logit (say -1e9) would round to -inf: -65504 (the f16 limit) keeps it finite and still exp() = 0
+    for (let j = p * k; j < (p + 1) * k; j++) out[j] = Math.max(lg[j] - m, -65504);
+  }
+  return out;
+}
+
+function writeAllAt(fd: number, bytes: Uint8Array, pos: number): void {
+  for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off, pos + off);
+}
+
+function readAllAt(fd: number, out: Uint8Array, pos: number, where: string): void {
+  for (let got = 0; got < out.length;) {
+    const n = readSync(fd, out, got, out.length - got, pos + got);
+    if (n === 0) throw new QkdError('E_FORMAT', `${where}: unexpected end of file at byte ${pos + got} (truncated?)`);
+    got += n;
+  }
+}
+
+/** Number of leading whole records whose CRC checks (a torn or lost tail ends the prefix). */
+function validPrefix(fd: number, h: TeacherCacheHeader, where: string): number {
+  const R = h.recordBytes, whole = Math.floor(fstatSync(fd).size / R), L = recordLayout(h), buf = new Uint8Array(R);
+  const dv = new DataView(buf.buffer);
+  for (let i = 0; i < whole; i++) {
+    readAllAt(fd, buf, i * R, where);
+    if (dv.getUint32(L.crc, true) !== crc32(buf.subarray(0, L.crc))) return i;
+  }
+  return whole;
+}
+
+
+// ---- reader
+
+/** B windows read from the cache: their starts, inputs/targets (B·T) and the teacher for those B·T rows. */
+export interface CachedWindows {
+  starts: number[];
+  x: Int32Array;
+  y: Int32Array;
+  teacher: TopkTeacher;
+}
+
+/** Random access to a cache's windows; every record is checked (CRC, ranges, finite values) when read. */
+export class TeacherCacheReader {
+  private readonly buf: Uint8Array;
+  private readonly seen: Int32Array;
+  private stampNow = 0;
+
+  private constructor(readonly dir: string, readonly header: TeacherCacheHeader, private readonly fd: number, readonly windows: number) {
+    this.buf = new Uint8Array(header.recordBytes);
+    this.seen = new Int32Array(header.V);
+  }
+
+  /** Opens a finalized cache (a partial one only with allowPartial: its whole records count). */
+  static open(dir: string, opts: { allowPartial?: boolean } = {}): TeacherCacheReader {
+    const header = readHeader(dir), path = join(dir, DATA_FILE), R = header.recordBytes;
+    if (!header.complete && !opts.allowPartial) {
+      throw new QkdError('E_FORMAT', `${join(dir, HEADER_FILE)}: field "complete" is false: the teacher-cache run did not finish (run it again to resume)`);
+    }
+    const fd = openFile(path, 'r'), size = fstatSync(fd).size;
+    if (header.complete && size !== header.windows * R) {
+      closeSync(fd);
+      const why = size < header.windows * R ? 'truncated' : 'trailing bytes';
+      throw new QkdError('E_FORMAT', `${path}: ${size} bytes, but the header's ${header.windows} windows of ${R} bytes need ${header.windows * R} (${why})`);
+    }
+    return new TeacherCacheReader(dir, header, fd, header.complete ? header.windows : Math.floor(size / R));
+  }
+
+  /** Windows `indices` (each in 0..windows-1) with the teacher at `tau` (one of header.taus). */
+  read(indices: readonly number[], tau: number): CachedWindows {
+    const h = this.header, T = h.T, k = h.k, B = indices.length, a = h.taus.indexOf(tau);
+    if (a < 0) throw new QkdError('E_CONFIG', `${join(this.dir, HEADER_FILE)}: tau ${tau} is not one of the cached taus ${JSON.stringify(h.taus)}`);
+    const out: CachedWindows = { starts: [], x: new Int32Array(B * T), y: new Int32Array(B * T), teacher: {
+      kind: 'topk', k, tau, ids: h.V <= 65536 ? new Uint16Array(B * T * k) : new Int32Array(B * T * k),
+      logits: new Float32Array(B * T * k), lse: new Float32Array(B * T) } };
+    indices.forEach((i, b) => this.readOne(i, a, b, out));
+    return out;
+  }
+
+  private readOne(i: number, a: number, b: number, out: CachedWindows): void {
+    const h = this.header, T = h.T, k = h.k, L = recordLayout(h), where = join(this.dir, DATA_FILE);
+    const bad = (what: string) => new QkdError('E_FORMAT', `${where}: window ${i}: ${what}`);
+    if (!(Number.isInteger(i) && i >= 0 && i < this.windows)) throw new QkdError('E_INPUT', `${where}: window ${i} is not in 0..${this.windows - 1}`);
+    readAllAt(this.fd, this.buf, i * h.recordBytes, where);
+    const buf = this.buf.buffer;
+    if (new DataView(buf).getUint32(L.crc, true) !== crc32(this.buf.subarray(0, L.crc))) throw bad('CRC mismatch (corrupt record)');
+    const start = new Float64Array(buf, 0, 1)[0];
+    if (!(Number.isInteger(start) && start >= 0 && start + T + 1 <= h.data.tokens)) throw bad(`field "start" ${start} is not in 0..${h.data.tokens - T - 1}`);
+    const lse = new Float32Array(buf, L.lse, L.nTau * T);
+    for (let j = 0; j < lse.length; j++) if (!Number.isFinite(lse[j])) throw bad(`field "lse" is not finite at tau ${h.taus[Math.floor(j / T)]}, position ${j % T}`);
+    const logits = L.lb === 4 ? new Float32Array(buf, L.logits, T * k) : f16ToF32(new Uint16Array(buf, L.logits, T * k));
+    if (L.lb === 2) {
+      const tmax = new Float32Array(buf, L.tmax, T);
+      for (let p = 0; p < T; p++) for (let j = p * k; j < (p + 1) * k; j++) logits[j] += tmax[p];
+    }
+    for (let j = 0; j < logits.length; j++) if (!Number.isFinite(logits[j])) throw bad(`field "logits" is not finite at position ${Math.floor(j / k)}, entry ${j % k}`);
+    const ids = L.ib === 2 ? new Uint16Array(buf, L.ids, T * k) : new Int32Array(buf, L.ids, T * k);
+    this.checkIds(ids, bad);
+    const tok = L.ib === 2 ? new Uint16Array(buf, L.tokens, T + 1) : new Int32Array(buf, L.tokens, T + 1);
+    for (let j = 0; j <= T; j++) if (!(tok[j] >= 0 && tok[j] < h.V)) throw bad(`field "tokens": id ${tok[j]} at ${j} is not < V = ${h.V}`);
+    out.starts.push(start);
+    out.x.set(tok.subarray(0, T), b * T); out.y.set(tok.subarray(1), b * T);
+    out.teacher.lse.set(lse.subarray(a * T, (a + 1) * T), b * T);
+    (out.teacher as TopkTeacher).logits.set(logits, b * T * k);
+    out.teacher.ids.set(ids, b * T * k);
+  }
+
+  /** Every id < V and distinct within its position. */
+  private checkIds(ids: Uint16Array | Int32Array, bad: (what: string) => QkdError): void {
+    const { V, k } = this.header, seen = this.seen;
+    for (let p = 0; p * k < ids.length; p++) {
+      if (++this.stampNow === 0x7fffffff) { seen.fill(0); this.stampNow = 1; }
+      for (let j = p * k; j < (p + 1) * k; j++) {
+        const id = ids[j];
+        if (!(id >= 0 && id < V)) throw bad(`field "ids": id ${id} at position ${p} is not < V = ${V}`);
+        if (seen[id] === this.stampNow) throw bad(`field "ids": id ${id} appears twice at position ${p}`);
+        seen[id] = this.stampNow;
+      }
+    }
+  }
+
+  close(): void { closeSync(this.fd); }
+}
