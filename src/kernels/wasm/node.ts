@@ -33,7 +33,9 @@ export function nodePlatform(): WasmPlatform {
 }
 
 function spawnWorker(init: WorkerInit): Promise<PoolWorker> {
-  const w = new Worker(new URL('./worker-node.js', import.meta.url), { workerData: init });
+  // execArgv: [] because the worker needs none of the parent's Node options, and some (--input-type,
+  // -e scripts) make a worker fail to start; V8 flags such as relaxed SIMD are process-wide anyway.
+  const w = new Worker(new URL('./worker-node.js', import.meta.url), { workerData: init, execArgv: [] });
   return new Promise((resolve, reject) => {
     const fail = (e: unknown): void => reject(new QkdError('E_INTERNAL',
       `wasm backend: worker thread ${init.tid} failed to start: ${String(e)}`, { cause: e }));
