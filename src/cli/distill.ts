@@ -4,7 +4,7 @@ import { loadTokenizer } from '../data/tokenizer-node.js';
 import { makeDistillConfig } from '../distill/config.js';
 import { distill } from '../distill/distill.js';
 import { buildTeacherCache } from '../distill/teacher.js';
-import { readConfigFile } from '../train/config.js';
+import { DataSchema, readConfigFile } from '../train/config.js';
 import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, progress } from './common.js';
 import { dataFromFlags } from './train.js';
@@ -109,23 +109,30 @@ export function registerDistill(program: Command): void {
 
   addBackendOptions(program.command('teacher-cache')
     .description("store the teacher's top-k log-probabilities for every training window once (resumable)")
-    .requiredOption('--teacher <dir>', 'teacher model directory')
+    .option('--config <file>', 'a distillation recipe: teacher, data, context and tau default to its values')
+    .option('--teacher <dir>', 'teacher model directory')
     .requiredOption('--out <dir>', 'cache directory')
     .option('--text <path>', 'training text (repeatable); default Brown', collect)
-    .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2), 128)
+    .option('--valid-fraction <f>', 'fraction of the text held out for validation (as in the recipe)', floatFlag('--valid-fraction', 0, 1))
+    .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2))
     .option('--k <n>', 'top-k entries per position', intFlag('--k', 1), 64)
-    .option('--tau <list>', 'temperatures to store log-sum-exps for (comma-separated)', '2')
+    .option('--tau <list>', 'temperatures to store log-sum-exps for (comma-separated; default the recipe tau or 2)')
     .option('--logits <dtype>', 'f16 or f32 storage of the top-k logits', 'f16')
     .option('--batch <n>', 'windows per teacher forward', intFlag('--batch', 1), 16))
     .action(async (o) => {
-      const taus = String(o.tau).split(',').map((t: string) => floatFlag('--tau', 1e-6)(t));
+      const recipe = o.config ? makeDistillConfig(readConfigFile(o.config), {}, o.config) : null;
+      const teacher: string | undefined = o.teacher ?? recipe?.teacher;
+      if (!teacher) throw new QkdError('E_CONFIG', '--teacher: required (or a --config recipe naming the teacher)');
+      const taus = String(o.tau ?? recipe?.tau ?? 2).split(',').map((t: string) => floatFlag('--tau', 1e-6)(t));
       if (o.logits !== 'f16' && o.logits !== 'f32') throw new QkdError('E_CONFIG', `--logits: expected f16 or f32, got '${o.logits}'`);
-      const tok = loadTokenizer(o.teacher);
+      const parsed = DataSchema.safeParse(dataFromFlags(o) ?? recipe?.data ?? { kind: 'brown' });
+      if (!parsed.success) throw new QkdError('E_CONFIG', `teacher-cache data: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+      const context: number = o.context ?? recipe?.context ?? 128;
+      const tok = loadTokenizer(teacher);
       const be = await openBackend(o);
       const bar = progress('teacher-cache', ' windows');
       try {
-        const data = (dataFromFlags(o) ?? { kind: 'brown' }) as never;
-        const r = buildTeacherCache({ teacher: o.teacher, out: o.out, data, context: o.context, k: o.k, taus,
+        const r = buildTeacherCache({ teacher, out: o.out, data: parsed.data, context, k: o.k, taus,
           logitDtype: o.logits, batch: o.batch, onProgress: (d, t) => bar.update(d, t) }, be, tok);
         bar.stop();
         process.stderr.write(`teacher-cache: ${r.windows} windows in ${r.seconds.toFixed(1)} s -> ${o.out}\n`);

@@ -6,6 +6,9 @@ import { loadTokenizer } from '../data/tokenizer-node.js';
 import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../model/load.js';
+import { loadHfModel } from '../io/hf.js';
+import { paramLayout } from '../model/config.js';
+import { compressionReport, readSavedScales } from '../eval/compression.js';
 import { generateIds } from '../runtime/generate.js';
 import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, parseIds, progress, warn, type BackendFlags } from './common.js';
@@ -106,5 +109,29 @@ export function registerInfer(program: Command): void {
         }
         process.stdout.write(tok.decode(out).slice(printed.length) + '\n');
       });
+    });
+}
+
+export function registerInspect(program: Command): void {
+  program.command('inspect')
+    .description('architecture, parameter count, sparsity and quantization-grid check of a model directory')
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--json', 'print the report as JSON')
+    .action((o) => {
+      const hf = loadHfModel(o.model);
+      const shapes = new Map(paramLayout(hf.config).map((p) => [p.name, p.shape]));
+      const r = compressionReport(hf.config, hf.tensors, shapes, readSavedScales(o.model));
+      const summary = {
+        family: hf.config.family, params: r.params, dtype: hf.dtype, quant: hf.config.quant, sparsity: hf.config.sparsity,
+        overallSparsity: r.overallSparsity, minSparsity: r.minSparsity, maxSparsity: r.maxSparsity, offGrid: r.offGrid,
+        bitsIfPacked: r.bits, matrices: r.matrices,
+      };
+      if (o.json) { process.stdout.write(JSON.stringify(summary) + '\n'); return; }
+      process.stdout.write(`${hf.config.family}: ${r.params} parameters stored as ${hf.dtype}; ` +
+        `quant ${JSON.stringify(hf.config.quant)}; sparsity ${JSON.stringify(hf.config.sparsity)}\n`);
+      for (const m of r.matrices) {
+        process.stdout.write(`  ${m.name.padEnd(28)} ${`${m.rows}x${m.cols}`.padEnd(10)} bits ${m.bits || '-'}  sparsity ${m.sparsity.toFixed(4)}  off-grid ${m.offGrid}\n`);
+      }
+      process.stdout.write(`pruned matrices: sparsity ${r.minSparsity.toFixed(4)}..${r.maxSparsity.toFixed(4)} (overall ${r.overallSparsity.toFixed(4)}); off-grid weights ${r.offGrid}\n`);
     });
 }

@@ -2,7 +2,7 @@
 /** The `qkd` command: flags -> config -> run. The only place errors become exit codes. */
 import { Command, CommanderError } from 'commander';
 import { QkdError } from '../tensor/errors.js';
-import { registerInfer } from './infer.js';
+import { registerInfer, registerInspect } from './infer.js';
 import { registerTrain } from './train.js';
 import { registerDistill } from './distill.js';
 
@@ -22,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerInfer(program);
+  registerInspect(program);
   registerTrain(program);
   registerDistill(program);
   try {

@@ -14,7 +14,7 @@ const ModelSpecSchema = ModelConfigSchema.omit({ vocabSize: true }).partial().ex
   preset: z.string().default('teacher-small'),
 }).strict();
 
-const DataSchema = z.discriminatedUnion('kind', [
+export const DataSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('brown') }).strict(),
   z.object({
     kind: z.literal('text'),
