@@ -115,7 +115,7 @@ function studentRow(s: Float32Array, o: number, V: number, tau: number): void {
   row.logZt = Math.log(zt); row.izt = 1 / zt;
 }
 
-/** Full teacher row: fills w, returns KL for the direction (formulas in the file comment). */
+/** Full teacher row: fills w, sets row.kl for the direction (formulas in the file comment). */
 function fullTeacherRow(s: Float32Array, t: Float32Array, o: number, V: number, tau: number, reverse: boolean): void {
   let mt = -Infinity;
   for (let v = 0; v < V; v++) if (t[o + v] > mt) mt = t[o + v];

@@ -36,3 +36,31 @@ for (const tau of [2, 1.5]) {
   }
 }
 time('full teacher', { kind: 'full', logits: t }, 2, 'forward', false);
+
+// Reading a batch of 16 windows (T 128, k 64) back from a cache, as a step from the cache would.
+{
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { TeacherCacheReader, TeacherCacheWriter } = await import('../../src/distill/cache.js');
+  const T = 128, k = 64, W = N / T, root = mkdtempSync(join(tmpdir(), 'qkd-bench-'));
+  try {
+    for (const logitDtype of ['f16', 'f32'] as const) {
+      const dir = join(root, logitDtype), e = topkFromLogits(t, N, V, k, [2]);
+      const t0 = performance.now();
+      const w = TeacherCacheWriter.open(dir, { teacher: { path: 'x', configSha256: 'x', weightsSha256: 'x' }, tokenizerSha256: 'x',
+        data: { sha256: 'x', tokens: 1e6 }, V, k, taus: [2], T, logitDtype, windowRule: { kind: 'bench' }, plannedWindows: W });
+      for (let i = 0; i < W; i++) w.append(i * T, Int32Array.from({ length: T + 1 }, (_, j) => y[(i * T + j) % N]), e, i * T);
+      w.finalize();
+      const writeMs = (performance.now() - t0) / W;
+      const r = TeacherCacheReader.open(dir), ms: number[] = [];
+      for (let rep = 0; rep < reps + 2; rep++) {
+        const t1 = performance.now();
+        r.read(Array.from({ length: 16 }, (_, b) => (b * 5 + rep) % W), 2);
+        if (rep >= 2) ms.push(performance.now() - t1);
+      }
+      r.close();
+      console.log(`cache ${logitDtype}: ${w.header.recordBytes} bytes/window, append ${writeMs.toFixed(2)} ms/window, read 16 windows median ${median(ms).toFixed(2)} ms`);
+    }
+  } finally { rmSync(root, { recursive: true, force: true }); }
+}
