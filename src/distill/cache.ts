@@ -224,8 +224,13 @@ export class TeacherCacheWriter {
    * complete cache opens finished (`complete` true; append throws).
    */
   static open(dir: string, spec: TeacherCacheSpec, opts: { overwrite?: boolean; syncEvery?: number } = {}): TeacherCacheWriter {
-    const header = validateHeader({ ...spec, magic: CACHE_MAGIC, version: CACHE_VERSION, idDtype: spec.V <= 65536 ? 'u16' : 'i32',
-      recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: new teacher-cache spec`);
+    let header: TeacherCacheHeader;
+    try {
+      header = validateHeader({ ...spec, magic: CACHE_MAGIC, version: CACHE_VERSION, idDtype: spec.V <= 65536 ? 'u16' : 'i32',
+        recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: teacher-cache spec`);
+    } catch (e) { // a bad spec is the caller's configuration, not a bad file
+      throw e instanceof QkdError ? new QkdError('E_CONFIG', e.message) : e;
+    }
     mkdirSync(dir, { recursive: true });
     const existing = opts.overwrite ? null : readHeaderIfAny(dir), path = join(dir, DATA_FILE);
     if (existing) checkCacheMatches(existing, spec, `${join(dir, HEADER_FILE)} (resume)`);

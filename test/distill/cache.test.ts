@@ -144,7 +144,10 @@ test('resume refuses a different spec; a complete cache opens finished; finalize
   throwsQkd(() => TeacherCacheWriter.open(dir, spec({ k: 8 })), 'E_CONFIG', HEADER_FILE, 'field "k"');
   throwsQkd(() => TeacherCacheWriter.open(dir, spec({ data: { sha256: 'other', tokens: 5000 } })), 'E_CONFIG', 'field "data"');
   throwsQkd(() => TeacherCacheWriter.open(dir, spec({ tokenizerSha256: 'other' })), 'E_VOCAB', 'field "tokenizerSha256"');
-  assert.equal(TeacherCacheWriter.open(dir, spec({ k: 8 }), { overwrite: true }).windows, 0);
+  const ow = TeacherCacheWriter.open(dir, spec({ k: 8 }), { overwrite: true });
+  assert.equal(ow.windows, 0);
+  ow.close();
+  throwsQkd(() => TeacherCacheWriter.open(dir, spec({ k: V + 1 })), 'E_CONFIG', 'teacher-cache spec', 'field "k"');
   rmSync(dir, { recursive: true });
   writeAll(dir, spec(), 0, W).finalize();
   const w = TeacherCacheWriter.open(dir, spec());
