@@ -113,7 +113,8 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
       const parts = { ce: 0, kl: 0, entropy: 0 };
       for (let k = 0; k < nMicro; k++) {
         const { x, y, ids } = sampler.next();
-        const teacher: TeacherDist = teacherSrc.batch(x, ids, cfg.microBatch, cfg.context);
+        // alpha = 1 is label-only training: the teacher is not consulted
+        const teacher: TeacherDist | null = cfg.alpha < 1 ? teacherSrc.batch(x, ids, cfg.microBatch, cfg.context) : null;
         const logits = student.forward(x, cfg.microBatch, cfg.context);
         const g = student.grads(), dLogits = g.dLogitsBuffer();
         const r = distillLoss(be, logits, y, teacher, cfg, dLogits, 1 / nMicro);

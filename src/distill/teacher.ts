@@ -9,6 +9,7 @@ import type { Backend } from '../kernels/backend.js';
 import { WindowSampler, loadTokenData, type DataSpec } from '../data/dataset.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
 import { loadModel } from '../model/load.js';
+import { loadHfModelConfig } from '../io/hf.js';
 import type { Transformer } from '../model/transformer.js';
 import { QkdError } from '../tensor/errors.js';
 import { checkCacheMatches, sha256File, TeacherCacheReader, TeacherCacheWriter, topkFromLogits, type TeacherCacheSpec } from './cache.js';
@@ -37,8 +38,16 @@ function weightsHash(dir: string): string {
   try { return sha256File(join(dir, 'model.safetensors')); } catch { return sha256File(join(dir, 'model.safetensors.index.json')); }
 }
 
-export function openTeacherSource(cfg: { teacher: string; teacherCache: string | null; tau: number; context: number; data: DataSpec },
+export function openTeacherSource(cfg: { teacher: string; teacherCache: string | null; tau: number; context: number; data: DataSpec; alpha: number },
   be: Backend, tok: QkdTokenizer): TeacherSource {
+  if (cfg.alpha >= 1) {
+    // labels only: the teacher directory supplies the tokenizer and the vocabulary, never logits
+    const V = loadHfModelConfig(cfg.teacher).vocabSize;
+    return {
+      vocabSize: V, describe: `none (alpha = 1: labels only; tokenizer of ${cfg.teacher})`,
+      batch: () => { throw new QkdError('E_INTERNAL', 'teacher requested with alpha = 1'); }, dispose: () => {},
+    };
+  }
   if (cfg.teacherCache) {
     const reader = TeacherCacheReader.open(cfg.teacherCache);
     const train = loadTokenData(cfg.data, tok).train;

@@ -122,6 +122,13 @@ function settleLlamaBias(parsed: ParsedHfConfig, config: ModelConfig, loaded: Lo
   return config;
 }
 
+/** The engine config of a model directory from its config.json alone (no weights read). */
+export function loadHfModelConfig(dir: string): ModelConfig {
+  const configPath = join(dir, 'config.json');
+  const parsed = parseHfConfig(readJson(configPath, true), configPath, undefined);
+  return makeModelConfig(parsed.input, configPath);
+}
+
 /** Loads a Hugging Face (or qkd-student) model directory into engine tensors. */
 export function loadHfModel(dir: string): LoadedHfModel {
   const configPath = join(dir, 'config.json');
