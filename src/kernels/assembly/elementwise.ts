@@ -1,19 +1,19 @@
 // Elementwise and small structured kernels: add/scale/bias, activations and gated units, AdamW,
-// sum of squares, rotary embeddings, embedding backward. Each export takes (tid, nth, ...) and
-// processes a contiguous share (16-element aligned) unless noted.
+// sum of squares, rotary embeddings, embedding backward. Each export takes (th, tid, nth, ...): thread th
+// runs chunk tid of nth, a contiguous share (16-element aligned) unless noted.
 import { madd, vexp, splitStart } from './simd';
 
 // @ts-ignore: decorator
 @inline function p4(base: usize, i: i32): usize { return base + (<usize>i << 2); }
 
-export function add(tid: i32, nth: i32, out: usize, a: usize, b: usize, n: i32): void {
+export function add(th: i32, tid: i32, nth: i32, out: usize, a: usize, b: usize, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   let i = i0;
   for (; i + 4 <= i1; i += 4) v128.store(p4(out, i), f32x4.add(v128.load(p4(a, i)), v128.load(p4(b, i))));
   for (; i < i1; i++) store<f32>(p4(out, i), load<f32>(p4(a, i)) + load<f32>(p4(b, i)));
 }
 
-export function scale(tid: i32, nth: i32, out: usize, a: usize, s: f32, n: i32): void {
+export function scale(th: i32, tid: i32, nth: i32, out: usize, a: usize, s: f32, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   const sv = f32x4.splat(s);
   let i = i0;
@@ -22,7 +22,7 @@ export function scale(tid: i32, nth: i32, out: usize, a: usize, s: f32, n: i32):
 }
 
 /** out (N,C) += bias (C), rows split across threads. */
-export function addBias(tid: i32, nth: i32, out: usize, bias: usize, N: i32, C: i32): void {
+export function addBias(th: i32, tid: i32, nth: i32, out: usize, bias: usize, N: i32, C: i32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
   const C4 = C & ~3;
   for (let i = i0; i < i1; i++) {
@@ -33,7 +33,7 @@ export function addBias(tid: i32, nth: i32, out: usize, bias: usize, N: i32, C: 
 }
 
 /** dBias (C) += column sums of dOut (N,C); columns split across threads so no reduction is needed. */
-export function biasBackward(tid: i32, nth: i32, dBias: usize, dOut: usize, N: i32, C: i32): void {
+export function biasBackward(th: i32, tid: i32, nth: i32, dBias: usize, dOut: usize, N: i32, C: i32): void {
   const c0 = splitStart(C, nth, tid, 16), c1 = splitStart(C, nth, tid + 1, 16);
   // 16 columns at a time in registers, rows streamed
   let c = c0;
@@ -147,7 +147,7 @@ const SQRT_2_OVER_PI: f32 = 0.79788456080286536;
   if (m > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
 }
 
-export function activationForward(tid: i32, nth: i32, kind: i32, out: usize, inp: usize, n: i32): void {
+export function activationForward(th: i32, tid: i32, nth: i32, kind: i32, out: usize, inp: usize, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   for (let i = i0; i < i1; i += 4) {
     const m = i1 - i;
@@ -155,7 +155,7 @@ export function activationForward(tid: i32, nth: i32, kind: i32, out: usize, inp
   }
 }
 
-export function activationBackward(tid: i32, nth: i32, kind: i32, dInp: usize, dOut: usize, inp: usize, n: i32,
+export function activationBackward(th: i32, tid: i32, nth: i32, kind: i32, dInp: usize, dOut: usize, inp: usize, n: i32,
   acc: bool): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   for (let i = i0; i < i1; i += 4) {
@@ -166,7 +166,7 @@ export function activationBackward(tid: i32, nth: i32, kind: i32, dInp: usize, d
   }
 }
 
-export function gluForward(tid: i32, nth: i32, kind: i32, out: usize, gate: usize, up: usize, n: i32): void {
+export function gluForward(th: i32, tid: i32, nth: i32, kind: i32, out: usize, gate: usize, up: usize, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   for (let i = i0; i < i1; i += 4) {
     const m = i1 - i;
@@ -174,7 +174,7 @@ export function gluForward(tid: i32, nth: i32, kind: i32, out: usize, gate: usiz
   }
 }
 
-export function gluBackward(tid: i32, nth: i32, kind: i32, dGate: usize, dUp: usize, dOut: usize, gate: usize,
+export function gluBackward(th: i32, tid: i32, nth: i32, kind: i32, dGate: usize, dUp: usize, dOut: usize, gate: usize,
   up: usize, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   for (let i = i0; i < i1; i += 4) {
@@ -188,7 +188,7 @@ export function gluBackward(tid: i32, nth: i32, kind: i32, dGate: usize, dUp: us
 // ------------------------------------------------------------------ optimizer
 
 /** AdamW step; ic1 = 1/(1-b1^t), ic2 = 1/(1-b2^t), decay = 1 - lr*wd (computed in float64 by the caller). */
-export function adamw(tid: i32, nth: i32, p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b1: f32,
+export function adamw(th: i32, tid: i32, nth: i32, p: usize, g: usize, m: usize, v: usize, n: i32, lr: f32, b1: f32,
   b2: f32, eps: f32, decay: f32, ic1: f32, ic2: f32, gs: f32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   const vb1 = f32x4.splat(b1), vb2 = f32x4.splat(b2), vc1 = f32x4.splat(1 - b1), vc2 = f32x4.splat(1 - b2);
@@ -206,8 +206,8 @@ export function adamw(tid: i32, nth: i32, p: usize, g: usize, m: usize, v: usize
   }
 }
 
-/** Sum of squares of this thread's share, in float64 (exact products), written to out[tid] (f64). */
-export function sumSquares(tid: i32, nth: i32, out: usize, x: usize, n: i32): void {
+/** Sum of squares of chunk tid, in float64 (exact products), added to out[th] (f64, zeroed by the caller). */
+export function sumSquares(th: i32, tid: i32, nth: i32, out: usize, x: usize, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
   let i = i0;
@@ -219,13 +219,14 @@ export function sumSquares(tid: i32, nth: i32, out: usize, x: usize, n: i32): vo
   const s = f64x2.add(a0, a1);
   let t = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
   for (; i < i1; i++) { const e = <f64>load<f32>(p4(x, i)); t += e * e; }
-  store<f64>(out + (<usize>tid << 3), t);
+  const o = out + (<usize>th << 3);
+  store<f64>(o, load<f64>(o) + t);
 }
 
 // ------------------------------------------------------------------ rope, embedding
 
 /** Rotary embedding in place on x (BH,T,D); rows split across threads. See Backend.rope. */
-export function rope(tid: i32, nth: i32, x: usize, BH: i32, T: i32, D: i32, pos0: i32, cos: usize, sin: usize,
+export function rope(th: i32, tid: i32, nth: i32, x: usize, BH: i32, T: i32, D: i32, pos0: i32, cos: usize, sin: usize,
   inverse: bool): void {
   const rows = BH * T, h = D >> 1, h4 = h & ~3;
   const i0 = splitStart(rows, nth, tid, 1), i1 = splitStart(rows, nth, tid + 1, 1);
@@ -249,7 +250,7 @@ export function rope(tid: i32, nth: i32, x: usize, BH: i32, T: i32, D: i32, pos0
 }
 
 /** dWte[ids[i]] += dOut[i] (and dWpe[pos[i]]); columns split across threads so rows never collide. */
-export function embeddingBackward(tid: i32, nth: i32, dWte: usize, dOut: usize, ids: usize, N: i32, C: i32,
+export function embeddingBackward(th: i32, tid: i32, nth: i32, dWte: usize, dOut: usize, ids: usize, N: i32, C: i32,
   dWpe: usize, pos: usize, hasPos: bool): void {
   const c0 = splitStart(C, nth, tid, 16), c1 = splitStart(C, nth, tid + 1, 16);
   for (let i = 0; i < N; i++) {
@@ -267,7 +268,7 @@ export function embeddingBackward(tid: i32, nth: i32, dWte: usize, dOut: usize, 
 }
 
 /** out (A,C,B,D) = inp (A,B,C,D); the (a,b) slabs are split across threads. */
-export function permute0213(tid: i32, nth: i32, out: usize, inp: usize, A: i32, B: i32, C: i32, D: i32): void {
+export function permute0213(th: i32, tid: i32, nth: i32, out: usize, inp: usize, A: i32, B: i32, C: i32, D: i32): void {
   const n = A * B, s0 = splitStart(n, nth, tid, 1), s1 = splitStart(n, nth, tid + 1, 1);
   const row = <usize>D << 2;
   for (let ab = s0; ab < s1; ab++) {

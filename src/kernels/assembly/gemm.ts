@@ -297,7 +297,7 @@ function gemvT(a: usize, B: usize, ldb: i32, c: usize, K: i32, j0: i32, j1: i32,
 }
 
 /**
- * Thread tid's share of one matmul (see Backend.matmul). Splits the larger of M and N into
+ * Chunk tid of nth of one matmul (see Backend.matmul). Splits the larger of M and N into
  * tile-aligned ranges; a matrix-vector product (M = 1 or N = 1) runs without packing.
  */
 export function matmulShare(tid: i32, nth: i32, C: usize, A: usize, B: usize, M: i32, N: i32, K: i32,

@@ -1,8 +1,10 @@
 // Entry of the AssemblyScript kernels module (compiled by scripts/build.mjs into dist/wasm/).
-// Every kernel export takes (tid, nth, ...args): the JS worker pool calls it once per thread with
-// the same arguments and each call does its own share. Pointers are byte offsets into the shared
+// Every kernel export takes (th, tid, nth, ...args): the work is cut into nth chunks and thread th
+// runs chunk tid (the JS pool hands chunks out dynamically, so one thread may run several; per-thread
+// resources such as GEMM workspaces are indexed by th). Pointers are byte offsets into the shared
 // memory; the module allocates nothing (JS owns the heap above heapBase()).
 import { matmulShare, gemmWorkspaceBytes as gemmWs, MR as mr, NR as nr } from './gemm';
+import { splitStart } from './simd';
 
 export { softmaxForward, softmaxBackward, crossEntropy, layerNormForward, layerNormBackward, rmsNormForward,
   rmsNormBackward, logSoftmaxForward, logSoftmaxBackward } from './rows';
@@ -18,21 +20,21 @@ export function tileM(): i32 { return mr; }
 export function tileN(): i32 { return nr; }
 
 /** C (M,N) (+)= op(A) · op(B); ws is the workspace of thread 0, each next thread's is wsStride bytes on. */
-export function matmul(tid: i32, nth: i32, C: usize, A: usize, B: usize, M: i32, N: i32, K: i32, tA: bool, tB: bool,
+export function matmul(th: i32, tid: i32, nth: i32, C: usize, A: usize, B: usize, M: i32, N: i32, K: i32, tA: bool, tB: bool,
   acc: bool, ws: usize, wsStride: i32): void {
-  matmulShare(tid, nth, C, A, B, M, N, K, tA, tB, acc, ws + <usize>(tid * wsStride));
+  matmulShare(tid, nth, C, A, B, M, N, K, tA, tB, acc, ws + <usize>(th * wsStride));
 }
 
 /**
- * Batched matmul over contiguous (M,K)/(K,N)/(M,N) blocks. Whole batch items go to threads when
- * there are enough of them to balance; otherwise every item is split across the threads.
+ * Batched matmul over contiguous (M,K)/(K,N)/(M,N) blocks. byItem: chunk tid takes whole batch items
+ * (many items); otherwise every item is split into the nth chunks (few, large items).
  */
-export function bmm(tid: i32, nth: i32, C: usize, A: usize, B: usize, batch: i32, M: i32, N: i32, K: i32,
-  tA: bool, tB: bool, acc: bool, ws: usize, wsStride: i32): void {
-  const w = ws + <usize>(tid * wsStride);
+export function bmm(th: i32, tid: i32, nth: i32, C: usize, A: usize, B: usize, batch: i32, M: i32, N: i32, K: i32,
+  tA: bool, tB: bool, acc: bool, ws: usize, wsStride: i32, byItem: bool): void {
+  const w = ws + <usize>(th * wsStride);
   const sa = <usize>M * K << 2, sb = <usize>K * N << 2, sc = <usize>M * N << 2;
-  if (nth == 1 || batch % nth == 0 || batch >= 4 * nth) {
-    const per = (batch + nth - 1) / nth, b0 = min<i32>(batch, tid * per), b1 = min<i32>(batch, b0 + per);
+  if (byItem) {
+    const b0 = splitStart(batch, nth, tid, 1), b1 = splitStart(batch, nth, tid + 1, 1);
     for (let b = b0; b < b1; b++) {
       matmulShare(0, 1, C + <usize>b * sc, A + <usize>b * sa, B + <usize>b * sb, M, N, K, tA, tB, acc, w);
     }

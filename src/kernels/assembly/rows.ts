@@ -1,5 +1,6 @@
 // Row kernels: masked softmax and its backward, cross-entropy with fused backward, LayerNorm and
-// RMSNorm forward/backward. Each export takes (tid, nth, ...) and processes its share of the rows.
+// RMSNorm forward/backward. Each export takes (th, tid, nth, ...): thread th processes chunk tid of nth
+// of the rows.
 // Sums run in float32 lanes (the TS reference uses float64; tests bound the difference).
 import { hmax, hsum, madd, vexp, splitStart } from './simd';
 
@@ -11,7 +12,7 @@ import { hmax, hsum, madd, vexp, splitStart } from './simd';
 @inline function ownsRow(r: i32, nth: i32, tid: i32): bool { return ((r >> 3) % nth) == tid; }
 
 /** P = softmax(scale*S) over the first `visible` keys of each row, 0 beyond; see Backend.softmaxForward. */
-export function softmaxForward(tid: i32, nth: i32, P: usize, S: usize, rows: i32, Tq: i32, Tk: i32,
+export function softmaxForward(th: i32, tid: i32, nth: i32, P: usize, S: usize, rows: i32, Tq: i32, Tk: i32,
   scale: f32, causal: bool, offset: i32): void {
   const sc = f32x4.splat(scale);
   for (let r = 0; r < rows; r++) {
@@ -47,7 +48,7 @@ export function softmaxForward(tid: i32, nth: i32, P: usize, S: usize, rows: i32
 }
 
 /** dS = scale * P * (dP - sum(P*dP)) per row. dS may alias dP. */
-export function softmaxBackward(tid: i32, nth: i32, dS: usize, dP: usize, P: usize, rows: i32, Tk: i32,
+export function softmaxBackward(th: i32, tid: i32, nth: i32, dS: usize, dP: usize, P: usize, rows: i32, Tk: i32,
   scale: f32): void {
   const T4 = Tk & ~3, sc = f32x4.splat(scale);
   for (let r = 0; r < rows; r++) {
@@ -67,7 +68,7 @@ export function softmaxBackward(tid: i32, nth: i32, dS: usize, dP: usize, P: usi
 }
 
 /** losses (N) and optionally dLogits (N,V) = (softmax - onehot) * dScale; see Backend.crossEntropy. */
-export function crossEntropy(tid: i32, nth: i32, losses: usize, logits: usize, targets: usize, N: i32, V: i32,
+export function crossEntropy(th: i32, tid: i32, nth: i32, losses: usize, logits: usize, targets: usize, N: i32, V: i32,
   dLogits: usize, hasGrad: bool, dScale: f32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
   const V4 = V & ~3;
@@ -99,7 +100,7 @@ export function crossEntropy(tid: i32, nth: i32, losses: usize, logits: usize, t
 }
 
 /** LayerNorm forward over this thread's rows; bias is skipped when hasBias is false. */
-export function layerNormForward(tid: i32, nth: i32, out: usize, mean: usize, rstd: usize, inp: usize,
+export function layerNormForward(th: i32, tid: i32, nth: i32, out: usize, mean: usize, rstd: usize, inp: usize,
   weight: usize, bias: usize, hasBias: bool, N: i32, C: i32, eps: f32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
   const C4 = C & ~3;
@@ -130,13 +131,14 @@ export function layerNormForward(tid: i32, nth: i32, out: usize, mean: usize, rs
 }
 
 /**
- * LayerNorm backward: dInp += ... for this thread's rows; dWeight/dBias sums go to dW/dB, which are
- * per-thread partial buffers (reduced afterwards) when nth > 1, or the gradients themselves.
+ * LayerNorm backward: dInp += ... for this chunk's rows; dWeight/dBias sums go to dW/dB, which are
+ * per-thread partial buffers (thread th's at th * partStride, reduced afterwards) or the gradients
+ * themselves when one thread runs everything.
  */
-export function layerNormBackward(tid: i32, nth: i32, dInp: usize, dW: usize, dB: usize, partStride: i32,
+export function layerNormBackward(th: i32, tid: i32, nth: i32, dInp: usize, dW: usize, dB: usize, partStride: i32,
   hasBias: bool, dOut: usize, inp: usize, weight: usize, mean: usize, rstd: usize, N: i32, C: i32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
-  const dw = dW + <usize>(tid * partStride), db = dB + <usize>(tid * partStride);
+  const dw = dW + <usize>(th * partStride), db = dB + <usize>(th * partStride);
   const C4 = C & ~3, invC: f32 = 1 / <f32>C;
   for (let i = i0; i < i1; i++) {
     const o = i * C, x = p4(inp, o), dy = p4(dOut, o), dx = p4(dInp, o);
@@ -173,7 +175,7 @@ export function layerNormBackward(tid: i32, nth: i32, dInp: usize, dW: usize, dB
 }
 
 /** RMSNorm forward: out = fround(x * rstd) * weight (the Hugging Face rounding order). */
-export function rmsNormForward(tid: i32, nth: i32, out: usize, rstd: usize, inp: usize, weight: usize,
+export function rmsNormForward(th: i32, tid: i32, nth: i32, out: usize, rstd: usize, inp: usize, weight: usize,
   N: i32, C: i32, eps: f32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
   const C4 = C & ~3;
@@ -193,10 +195,10 @@ export function rmsNormForward(tid: i32, nth: i32, out: usize, rstd: usize, inp:
 }
 
 /** RMSNorm backward; dW is a per-thread partial buffer when nth > 1 (see layerNormBackward). */
-export function rmsNormBackward(tid: i32, nth: i32, dInp: usize, dW: usize, partStride: i32, dOut: usize,
+export function rmsNormBackward(th: i32, tid: i32, nth: i32, dInp: usize, dW: usize, partStride: i32, dOut: usize,
   inp: usize, weight: usize, rstd: usize, N: i32, C: i32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
-  const dw = dW + <usize>(tid * partStride);
+  const dw = dW + <usize>(th * partStride);
   const C4 = C & ~3, invC: f32 = 1 / <f32>C;
   for (let i = i0; i < i1; i++) {
     const o = i * C, x = p4(inp, o), dy = p4(dOut, o), dx = p4(dInp, o);
@@ -225,7 +227,7 @@ export function rmsNormBackward(tid: i32, nth: i32, dInp: usize, dW: usize, part
 }
 
 /** out (rows,V) = log_softmax(scale * inp) per row; out may alias inp. */
-export function logSoftmaxForward(tid: i32, nth: i32, out: usize, inp: usize, rows: i32, V: i32, scale: f32): void {
+export function logSoftmaxForward(th: i32, tid: i32, nth: i32, out: usize, inp: usize, rows: i32, V: i32, scale: f32): void {
   const i0 = splitStart(rows, nth, tid, 1), i1 = splitStart(rows, nth, tid + 1, 1);
   const V4 = V & ~3, sc = f32x4.splat(scale);
   for (let i = i0; i < i1; i++) {
@@ -246,7 +248,7 @@ export function logSoftmaxForward(tid: i32, nth: i32, out: usize, inp: usize, ro
 }
 
 /** dInp (+)= scale * (dOut - exp(out) * rowsum(dOut)); dInp may alias dOut. */
-export function logSoftmaxBackward(tid: i32, nth: i32, dInp: usize, dOut: usize, out: usize, rows: i32, V: i32,
+export function logSoftmaxBackward(th: i32, tid: i32, nth: i32, dInp: usize, dOut: usize, out: usize, rows: i32, V: i32,
   scale: f32, acc: bool): void {
   const i0 = splitStart(rows, nth, tid, 1), i1 = splitStart(rows, nth, tid + 1, 1);
   const V4 = V & ~3, sc = f32x4.splat(scale);

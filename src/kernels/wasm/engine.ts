@@ -147,12 +147,12 @@ export class WasmEngine {
     this.temps.length = 0; this.backs.length = 0;
   }
 
-  /** Runs a kernel on `nth` threads, then copies outputs back to foreign arrays and frees temporaries. */
-  run(kernel: KernelName, nth: number, args: number[]): void {
+  /** Runs a kernel cut into `chunks` chunks, then copies outputs back to foreign arrays and frees temporaries. */
+  run(kernel: KernelName, chunks: number, args: number[]): void {
     if (this.disposed) { this.abandon(); throw new QkdError('E_INTERNAL', 'wasm backend used after dispose()'); }
     let ok = false;
     try {
-      this.pool.run(KID[kernel], nth, args);
+      this.pool.run(KID[kernel], chunks, args);
       ok = true;
     } finally {
       if (ok) {
@@ -166,8 +166,14 @@ export class WasmEngine {
     }
   }
 
-  /** Threads for a call: 1 below `minWork` (a task hand-off costs ~1 µs), else all. */
-  par(work: number, minWork: number): number { return work >= minWork || this.forceParallel ? this.threads : 1; }
+  /**
+   * Chunks for a call: 1 (the caller's thread alone) below `minWork`, where a hand-off (~1 µs) would not
+   * pay, else `perThread` per thread so that threads finishing early (or not descheduled) take more.
+   */
+  chunks(work: number, minWork: number, perThread = 4): number {
+    if (this.threads === 1 || (work < minWork && !this.forceParallel)) return 1;
+    return this.threads * perThread;
+  }
 
   async dispose(): Promise<void> {
     if (this.disposed) return;

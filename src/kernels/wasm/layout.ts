@@ -2,11 +2,17 @@
  * Kernel ids and the control block through which the caller's thread hands tasks to the pool.
  * Shared by the engine (caller side) and the workers; browser-safe.
  *
+ * A task is a kernel cut into NCHUNK chunks. The caller and the workers that join claim chunks with
+ * Atomics.add on NEXT until none are left, so a thread the OS has descheduled does not hold the others
+ * up. STATE counts the workers inside the task; the caller sets its CLOSED bit once all chunks are
+ * claimed (later workers skip the task) and returns when STATE is CLOSED with no worker inside.
+ *
  * Control block (CTRL_BYTES, 64-byte aligned in the shared memory), Int32 word indices:
- *   SEQ       task sequence number; a worker runs a task whenever it changes (own cache line)
- *   DONE      workers that finished the current task (own cache line)
- *   KID..     kernel id, thread count, argument count, error count, quit flag, sleeping workers,
- *             "caller is sleeping" flag
+ *   SEQ    task sequence number; workers wake when it changes (own cache line)
+ *   STATE  CLOSED bit | number of workers inside the task (own cache line)
+ *   NEXT   next unclaimed chunk (own cache line)
+ *   KIND.. kernel id, chunk count, argument count, error count, quit flag, sleeping workers,
+ *          "caller is sleeping" flag
  * then f64 arguments at ARGS_BYTE, f64 per-thread results at RESULTS_BYTE, an error message at MSG_BYTE.
  */
 export const KERNELS = [
@@ -19,7 +25,9 @@ export type KernelName = typeof KERNELS[number];
 export const KID: { readonly [K in KernelName]: number } =
   Object.fromEntries(KERNELS.map((k, i) => [k, i])) as { [K in KernelName]: number };
 
-export const SEQ = 0, DONE = 16, KIND = 32, NTH = 33, ARGC = 34, ERR = 35, QUIT = 36, SLEEPERS = 37, MAIN_SLEEP = 38;
+export const SEQ = 0, STATE = 16, NEXT = 32;
+export const KIND = 48, NCHUNK = 49, ARGC = 50, ERR = 51, QUIT = 52, SLEEPERS = 53, MAIN_SLEEP = 54;
+export const CLOSED = 1 << 30;
 export const ARGS_BYTE = 256, MAX_ARGS = 32;
 export const RESULTS_BYTE = 512, MAX_THREADS = 64;
 export const MSG_BYTE = 1024, MSG_BYTES = 1024;
@@ -28,7 +36,7 @@ export const CTRL_BYTES = 2048;
 /** Spin iterations on Atomics.load before sleeping in Atomics.wait (~tens of µs). */
 export const SPIN = 20000;
 
-/** A wasm kernel export: (tid, nth, ...args). */
+/** A wasm kernel export: (thread, chunk, chunks, ...args). */
 export type KernelFn = (...args: number[]) => void;
 
 /** Instantiates the kernels module on the shared memory (the same way on every thread). */

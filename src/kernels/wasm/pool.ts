@@ -1,14 +1,14 @@
 /**
- * Caller side of the worker pool. A task is the kernel id plus f64 arguments written into the control
- * block; bumping SEQ releases the workers (which spin briefly, then sleep in Atomics.wait). The caller
- * runs share 0 itself and returns when every worker has counted itself DONE: the API stays synchronous.
- * Measured on the 2-core development machine: spin-then-wait costs ~1 µs per task where a plain
- * Atomics.wait/notify round trip costs ~27 µs.
+ * Caller side of the worker pool (protocol in layout.ts). The caller writes the task, wakes the
+ * workers (they spin briefly, then sleep in Atomics.wait), claims chunks like any worker, closes the
+ * task and returns when no worker is inside it: the API stays synchronous. Measured on the 2-core
+ * development machine: spin-then-wait costs ~1 µs per task where a plain Atomics.wait/notify round
+ * trip costs ~27 µs.
  */
 import { QkdError } from '../../tensor/errors.js';
 import {
-  ARGC, ARGS_BYTE, CTRL_BYTES, DONE, ERR, KERNELS, KIND, MAIN_SLEEP, MAX_ARGS, MAX_THREADS, MSG_BYTE, MSG_BYTES,
-  NTH, QUIT, RESULTS_BYTE, SEQ, SLEEPERS, SPIN, type KernelFn,
+  ARGC, ARGS_BYTE, CLOSED, CTRL_BYTES, ERR, KERNELS, KIND, MAIN_SLEEP, MAX_ARGS, MAX_THREADS, MSG_BYTE, MSG_BYTES,
+  NCHUNK, NEXT, QUIT, RESULTS_BYTE, SEQ, SLEEPERS, SPIN, STATE, type KernelFn,
 } from './layout.js';
 import type { PoolWorker } from './platform.js';
 
@@ -36,20 +36,30 @@ export class Pool {
 
   attach(workers: PoolWorker[]): void { this.workers = workers; }
 
-  /** Runs kernel `kid` on min(nth, size) threads with the given arguments; returns when all are done. */
-  run(kid: number, nth: number, args: number[]): void {
+  /**
+   * Runs kernel `kid` cut into `chunks` chunks on all threads (on the caller's alone when chunks is 1
+   * or there are no workers, as one chunk); returns when every chunk is done.
+   */
+  run(kid: number, chunks: number, args: number[]): void {
     const fn = this.fns[kid];
-    if (nth <= 1 || this.size <= 1) { fn(0, 1, ...args); return; }
-    const n = Math.min(nth, this.size), c = this.ctl;
+    if (chunks <= 1 || this.size <= 1) { fn(0, 0, 1, ...args); return; }
+    const c = this.ctl;
     for (let i = 0; i < args.length; i++) this.args[i] = args[i];
-    c[KIND] = kid; c[NTH] = n; c[ARGC] = args.length;
-    Atomics.store(c, DONE, 0);
+    c[KIND] = kid; c[NCHUNK] = chunks; c[ARGC] = args.length;
+    Atomics.store(c, NEXT, 0);
+    Atomics.store(c, STATE, 0); // opens the task: workers may join from here on
     Atomics.add(c, SEQ, 1);
     if (Atomics.load(c, SLEEPERS) > 0) Atomics.notify(c, SEQ);
     let err: unknown = null;
-    try { fn(0, n, ...args); } catch (e) { err = e; }
-    // every worker must be out of the kernel before the caller may touch its buffers again
-    this.waitDone(this.size - 1);
+    try {
+      for (let k = Atomics.add(c, NEXT, 1); k < chunks; k = Atomics.add(c, NEXT, 1)) fn(0, k, chunks, ...args);
+    } catch (e) {
+      err = e;
+      Atomics.store(c, NEXT, chunks);
+    }
+    Atomics.or(c, STATE, CLOSED);
+    // every worker inside must be out of the kernel before the caller may touch its buffers again
+    this.waitIdle();
     if (err !== null) throw err;
     if (Atomics.load(c, ERR) > 0) {
       const end = this.msg.indexOf(0);
@@ -59,14 +69,14 @@ export class Pool {
     }
   }
 
-  private waitDone(target: number): void {
+  private waitIdle(): void {
     const c = this.ctl;
     let spins = 0;
-    while (Atomics.load(c, DONE) < target) {
+    while (Atomics.load(c, STATE) !== CLOSED) {
       if (++spins < SPIN || !this.canBlock) continue;
       Atomics.store(c, MAIN_SLEEP, 1);
-      const d = Atomics.load(c, DONE);
-      if (d < target) Atomics.wait(c, DONE, d, 50);
+      const st = Atomics.load(c, STATE);
+      if (st !== CLOSED) Atomics.wait(c, STATE, st, 50);
       Atomics.store(c, MAIN_SLEEP, 0);
       spins = 0;
     }

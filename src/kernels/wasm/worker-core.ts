@@ -1,12 +1,12 @@
 /**
  * The pool worker's loop, host-independent (a Node worker_thread or a Web Worker runs the same code):
- * wait for SEQ to change (spin briefly, then Atomics.wait), run this thread's share of the kernel,
- * count DONE, repeat until QUIT.
+ * wait for SEQ to change (spin briefly, then Atomics.wait), join the task unless it is already closed,
+ * claim and run chunks until none are left, leave; repeat until QUIT. See layout.ts for the protocol.
  */
 import type { WorkerInit } from './platform.js';
 import {
-  ARGC, ARGS_BYTE, CTRL_BYTES, DONE, ERR, instantiateKernels, KERNELS, KIND, MAIN_SLEEP, MAX_ARGS, MSG_BYTE,
-  MSG_BYTES, NTH, QUIT, SEQ, SLEEPERS, SPIN, type KernelFn,
+  ARGC, ARGS_BYTE, CLOSED, CTRL_BYTES, ERR, instantiateKernels, KERNELS, KIND, MAIN_SLEEP, MAX_ARGS, MSG_BYTE,
+  MSG_BYTES, NCHUNK, NEXT, QUIT, SEQ, SLEEPERS, SPIN, STATE, type KernelFn,
 } from './layout.js';
 
 /** Instantiates the module; the returned function runs the loop (it only returns after QUIT). */
@@ -17,13 +17,21 @@ export function prepareWorker(init: WorkerInit): () => void {
   const ctl = new Int32Array(sab, init.ctrl, CTRL_BYTES / 4);
   const args = new Float64Array(sab, init.ctrl + ARGS_BYTE, MAX_ARGS);
   const msg = new Uint8Array(sab, init.ctrl + MSG_BYTE, MSG_BYTES);
-  const tid = init.tid;
-  // argument arrays by length, reused: [tid, nth, ...args]
+  const th = init.tid;
+  // argument arrays by length, reused: [thread, chunk, chunks, ...args]
   const argv: number[][] = [];
-  for (let n = 0; n <= MAX_ARGS; n++) argv.push(new Array<number>(n + 2).fill(0));
-
+  for (let n = 0; n <= MAX_ARGS; n++) argv.push(new Array<number>(n + 3).fill(0));
   // read before the worker reports ready: the first task may be posted right after that report
   let last = Atomics.load(ctl, SEQ);
+
+  const join = (): boolean => {
+    for (;;) {
+      const st = Atomics.load(ctl, STATE);
+      if (st & CLOSED) return false;
+      if (Atomics.compareExchange(ctl, STATE, st, st + 1) === st) return true;
+    }
+  };
+
   return () => {
     for (;;) {
       let s = Atomics.load(ctl, SEQ), spins = 0;
@@ -36,19 +44,18 @@ export function prepareWorker(init: WorkerInit): () => void {
       }
       last = s;
       if (Atomics.load(ctl, QUIT)) return;
-      const nth = ctl[NTH];
-      if (tid < nth) {
-        const kid = ctl[KIND], argc = ctl[ARGC], a = argv[argc];
-        a[0] = tid; a[1] = nth;
-        for (let i = 0; i < argc; i++) a[i + 2] = args[i];
-        try {
-          fns[kid](...a);
-        } catch (e) {
-          if (Atomics.add(ctl, ERR, 1) === 0) writeMessage(msg, `thread ${tid}: ${String(e)}`);
-        }
+      if (!join()) continue;
+      // the arguments were written before STATE was reset for this task, so they are visible now
+      const kid = ctl[KIND], n = ctl[NCHUNK], argc = ctl[ARGC], a = argv[argc], fn = fns[kid];
+      a[0] = th; a[2] = n;
+      for (let i = 0; i < argc; i++) a[i + 3] = args[i];
+      try {
+        for (let c = Atomics.add(ctl, NEXT, 1); c < n; c = Atomics.add(ctl, NEXT, 1)) { a[1] = c; fn(...a); }
+      } catch (e) {
+        Atomics.store(ctl, NEXT, n);
+        if (Atomics.add(ctl, ERR, 1) === 0) writeMessage(msg, `thread ${th}: ${String(e)}`);
       }
-      Atomics.add(ctl, DONE, 1);
-      if (Atomics.load(ctl, MAIN_SLEEP)) Atomics.notify(ctl, DONE);
+      if (Atomics.sub(ctl, STATE, 1) - 1 === CLOSED && Atomics.load(ctl, MAIN_SLEEP)) Atomics.notify(ctl, STATE);
     }
   };
 }
