@@ -55,21 +55,35 @@ export interface Progress {
   stop(): void;
 }
 
-/** A progress bar on stderr (a plain line every few seconds when stderr is not a terminal). */
+/**
+ * A progress bar on stderr; when stderr is not a terminal, a plain status line every 5 s instead.
+ * Rendering is driven from update() (not a timer), so long synchronous loops still show progress.
+ */
 export function progress(label: string, extra = ''): Progress {
-  const tty = process.stderr.isTTY === true;
-  const bar = new cliProgress.SingleBar({
+  const tty = process.stderr.isTTY === true, t0 = Date.now();
+  let last = 0, started = false;
+  const bar = tty ? new cliProgress.SingleBar({
     format: `${label} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}${extra}`,
-    stream: process.stderr, noTTYOutput: !tty, notTTYSchedule: 5000, hideCursor: tty, etaBuffer: 20,
-  }, cliProgress.Presets.shades_classic);
-  let started = false;
+    stream: process.stderr, hideCursor: true, etaBuffer: 20,
+  }, cliProgress.Presets.shades_classic) : null;
   return {
     update(done, total, payload = {}) {
-      if (!started) { bar.start(total, done, payload); started = true; }
-      bar.setTotal(total);
-      bar.update(done, payload);
+      const now = Date.now();
+      if (bar) {
+        if (!started) { bar.start(total, done, payload); started = true; }
+        bar.setTotal(total);
+        bar.update(done, payload);
+        if (now - last > 200 || done === total) { (bar as unknown as { render(): void }).render(); last = now; }
+        return;
+      }
+      if (now - last < 5000 && done !== total) return;
+      last = now;
+      const secs = (now - t0) / 1000, eta = done > 0 ? (secs * (total - done)) / done : NaN;
+      const fields = Object.entries(payload).map(([k, v]) => `${k} ${v}`).join(' | ');
+      process.stderr.write(`${label}: ${done}/${total} (${((100 * done) / total).toFixed(1)}%) | ${secs.toFixed(0)} s | ETA ${
+        Number.isFinite(eta) ? eta.toFixed(0) + ' s' : '?'}${fields ? ' | ' + fields : ''}\n`);
     },
-    stop() { if (started) bar.stop(); started = false; },
+    stop() { if (bar && started) bar.stop(); started = false; },
   };
 }
 

@@ -39,12 +39,13 @@ export function registerInfer(program: Command): void {
     .description('perplexity / top-1 of a model on a text file (fixture protocol: non-overlapping windows)')
     .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
     .requiredOption('--text <file>', 'UTF-8 text file')
+    .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--context <n>', 'window length in tokens', intFlag('--context', 2), 256)
     .option('--batch <n>', 'windows per forward pass', intFlag('--batch', 1), 8)
     .option('--json', 'print one JSON object {ppl, nll, top1, tokens} on stdout'))
     .action(async (o) => {
       const text = readText(o.text);
-      const tok = await loadTokenizer(o.model);
+      const tok = loadTokenizer(o.tokenizer ?? o.model);
       const ids = tok.encode(text);
       await withModel(o.model, o, ({ model }) => {
         if (tok.vocabSize > model.config.vocabSize) {
@@ -82,6 +83,7 @@ export function registerInfer(program: Command): void {
     .description('continue a prompt; prints the text')
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--prompt <text>', 'prompt text')
+    .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 1), 64)
     .option('--greedy', 'always take the most likely token')
     .option('--temperature <t>', 'sampling temperature', floatFlag('--temperature', 0), 1)
@@ -90,7 +92,7 @@ export function registerInfer(program: Command): void {
     .option('--repetition-penalty <r>', 'penalty for tokens already present', floatFlag('--repetition-penalty', 0), 1)
     .option('--seed <n>', 'sampling seed', intFlag('--seed', 0), 0))
     .action(async (o) => {
-      const tok = await loadTokenizer(o.model);
+      const tok = loadTokenizer(o.tokenizer ?? o.model);
       const prompt = tok.encode(o.prompt);
       await withModel(o.model, o, ({ model }) => {
         const stopIds = tok.eosId !== null && tok.eosId !== undefined ? [tok.eosId] : [];
