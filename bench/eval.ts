@@ -5,11 +5,12 @@
  * int32 to a temp file that the peer reads. Both perplexities are reported and must agree to --tol
  * (relative, default 1e-3), else the run fails (exit code 1).
  *
- *   npm run build && node dist/bench/eval.js [--threads 1,2] [--windows N] [--batch 8] [--context 256]
- *     [--backend wasm|ts] [--no-peer] [--smoke]
+ *   npm run build && node dist/bench/eval.js [--threads 1,2] [--windows N] [--rounds 1] [--batch 8]
+ *     [--context 256] [--backend wasm|ts] [--no-peer] [--smoke]
  *
  * tokens/s counts input tokens (windows x context) over the timed evaluation; the model load and
- * one untimed warm-up batch are excluded. Prints a table, then one JSON line.
+ * one untimed warm-up batch are excluded. With --rounds R every (ours, peer) pair runs R times and
+ * the run of median time is reported. Prints a table, then one JSON line.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,7 +28,7 @@ import {
 
 interface Opts {
   threads: number[]; peerThreads: number[]; windows: number | null; batch: number; context: number;
-  backend: BackendName; model: string; text: string; peer: boolean; smoke: boolean; tol: number;
+  backend: BackendName; model: string; text: string; peer: boolean; smoke: boolean; tol: number; rounds: number;
 }
 
 interface OursRun extends EvalResult { threads: number; seconds: number; tokensPerS: number; otherLoadCores: number | null }
@@ -38,6 +39,7 @@ function parse(argv: string[]): Opts {
       threads: { type: 'string' }, 'peer-threads': { type: 'string' }, windows: { type: 'string' },
       batch: { type: 'string' }, context: { type: 'string' }, backend: { type: 'string' }, model: { type: 'string' },
       text: { type: 'string' }, 'no-peer': { type: 'boolean' }, smoke: { type: 'boolean' }, tol: { type: 'string' },
+      rounds: { type: 'string' },
     },
   });
   const smoke = v.smoke ?? false;
@@ -51,6 +53,7 @@ function parse(argv: string[]): Opts {
     batch: posInt(v.batch, 'batch', smoke ? 2 : 8), context: posInt(v.context, 'context', smoke ? 32 : 256, 2),
     backend: backendName(v.backend, smoke ? 'ts' : 'wasm'), model: v.model ?? fixture('brown-llama-teacher'),
     text: v.text ?? fixture('brown-text', 'brown-valid.txt'), peer: !(v['no-peer'] ?? smoke), smoke, tol,
+    rounds: posInt(v.rounds, 'rounds', 1),
   };
 }
 
@@ -152,27 +155,36 @@ function report(o: Opts, ids: Int32Array, ours: OursRun[], peers: Map<number, Re
   return agree;
 }
 
+/** The run of median time among repeats (the lower middle one for an even count). */
+function medianRun<R>(runs: R[], seconds: (r: R) => number): R {
+  return [...runs].sort((a, b) => seconds(a) - seconds(b))[(runs.length - 1) >> 1];
+}
+
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const { ids, seconds, allWindows } = tokenIds(o);
   log(`tokenized ${o.text} in ${seconds.toFixed(2)} s: ${allWindows} windows of ${o.context}, using ${ids.length / o.context}`);
-  const ours: OursRun[] = [], peers = new Map<number, Record<string, unknown>>();
+  const ours = new Map<number, OursRun[]>(), peers = new Map<number, Record<string, unknown>[]>();
+  const push = <R>(m: Map<number, R[]>, t: number, r: R) => m.set(t, [...(m.get(t) ?? []), r]);
   let peerNote: string | null = o.peer ? null : 'disabled (--no-peer or --smoke)';
   const file = o.peer ? writeIds(ids) : '';
   try {
     // each peer run right after ours at the same thread count, so both see about the same machine load
     const all = [...new Set([...o.threads, ...(o.peer ? o.peerThreads : [])])];
-    for (const t of all) {
-      if (o.threads.includes(t)) ours.push(await runOurs(o, ids, t));
-      if (peerNote === null && o.peerThreads.includes(t)) {
-        const r = runPeerAt(o, file, t);
-        if (r.ok) peers.set(t, r.json); else peerNote = r.reason;
+    for (let r = 0; r < o.rounds; r++) {
+      for (const t of all) {
+        if (o.threads.includes(t)) push(ours, t, await runOurs(o, ids, t));
+        if (peerNote !== null || !o.peerThreads.includes(t)) continue;
+        const res = runPeerAt(o, file, t);
+        if (res.ok) push(peers, t, res.json); else peerNote = res.reason;
       }
     }
   } finally {
     if (file) rmSync(file, { force: true });
   }
-  if (!report(o, ids, ours, peers, peerNote, allWindows)) process.exitCode = 1;
+  const oursMed = o.threads.map((t) => medianRun(ours.get(t)!, (r) => r.seconds));
+  const peersMed = new Map([...peers].map(([t, rs]) => [t, medianRun(rs, (p) => num(p, 'seconds') ?? 0)]));
+  if (!report(o, ids, oursMed, peersMed, peerNote, allWindows)) process.exitCode = 1;
 }
 
 main().catch((e: unknown) => { console.error(e); process.exit(1); });
