@@ -1,6 +1,6 @@
 /** Helpers for the ONNX export tests: onnxruntime-node sessions, feeds, comparisons, made-up models. */
 import * as ort from 'onnxruntime-node';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
@@ -12,8 +12,17 @@ import { kvNames } from '../../src/io/onnx.js';
 
 export { ort };
 
+const made: string[] = [];
+
+/** A fresh temporary directory, removed by cleanupTmp (exports of the teacher are ~27 MB). */
 export function tmpDir(tag: string): string {
-  return mkdtempSync(join(tmpdir(), `qkd-onnx-${tag}-`));
+  const d = mkdtempSync(join(tmpdir(), `qkd-onnx-${tag}-`));
+  made.push(d);
+  return d;
+}
+
+export function cleanupTmp(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
 }
 
 export async function session(path: string, threads = 1): Promise<ort.InferenceSession> {

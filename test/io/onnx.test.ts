@@ -3,7 +3,7 @@
  * onnxruntime-node reproduce the PyTorch reference logits; the int8 export runs and agrees loosely;
  * the file is standard ONNX (default domain, known ops, initializers of the expected types).
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,9 @@ import { exportOnnx, type OnnxExportResult } from '../../src/io/onnx.js';
 import { decodeModel, DT } from '../../src/io/onnx-proto.js';
 import { QkdError } from '../../src/tensor/errors.js';
 import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
-import { idsTensor, session, tmpDir, top1Agreement } from './onnx-ort.js';
+import { cleanupTmp, idsTensor, session, tmpDir, top1Agreement } from './onnx-ort.js';
+
+after(cleanupTmp);
 
 /** Tolerances reached with a margin (measured: 3.6e-7 tiny, 1.5e-5 teacher; float32 on both sides). */
 const CASES = [
