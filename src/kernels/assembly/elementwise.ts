@@ -1,7 +1,10 @@
 // Elementwise and small structured kernels: add/scale/bias, activations and gated units, AdamW,
 // sum of squares, rotary embeddings, embedding backward. Each export takes (th, tid, nth, ...): thread th
 // runs chunk tid of nth, a contiguous share (16-element aligned) unless noted.
-import { madd, vexp, splitStart } from './simd';
+import {
+  ERF0, ERF1, ERF2, ERF3, ERF4, ERF5, ERF6, ERF7, ERF8, ERF9, GELU_3A, GELU_A, HALF, INV_SQRT_2PI, K, madd, NEG_HALF, ONE,
+  SIGN, splitStart, SQRT1_2, SQRT_2_OVER_PI, TWO, vexp,
+} from './simd';
 
 // @ts-ignore: decorator
 @inline function p4(base: usize, i: i32): usize { return base + (<usize>i << 2); }
@@ -59,73 +62,67 @@ export function biasBackward(th: i32, tid: i32, nth: i32, dBias: usize, dOut: us
 // kind: 0 relu, 1 gelu (erf), 2 gelu_tanh, 3 silu
 
 /** erf per lane (Numerical Recipes' erfc Chebyshev fit, |error| < 1.2e-7, as the TS reference). */
-function verf(x: v128): v128 {
-  const z = f32x4.abs(x), one = f32x4.splat(1);
-  const t = f32x4.div(one, madd(f32x4.splat(0.5), z, one));
-  let p = f32x4.splat(0.17087277);
-  p = madd(p, t, f32x4.splat(-0.82215223));
-  p = madd(p, t, f32x4.splat(1.48851587));
-  p = madd(p, t, f32x4.splat(-1.13520398));
-  p = madd(p, t, f32x4.splat(0.27886807));
-  p = madd(p, t, f32x4.splat(-0.18628806));
-  p = madd(p, t, f32x4.splat(0.09678418));
-  p = madd(p, t, f32x4.splat(0.37409196));
-  p = madd(p, t, f32x4.splat(1.00002368));
-  p = madd(p, t, f32x4.splat(-1.26551223));
+// @ts-ignore: decorator
+@inline function verf(x: v128): v128 {
+  const z = f32x4.abs(x);
+  const t = f32x4.div(K(ONE), madd(K(HALF), z, K(ONE)));
+  let p = madd(K(ERF9), t, K(ERF8));
+  p = madd(p, t, K(ERF7));
+  p = madd(p, t, K(ERF6));
+  p = madd(p, t, K(ERF5));
+  p = madd(p, t, K(ERF4));
+  p = madd(p, t, K(ERF3));
+  p = madd(p, t, K(ERF2));
+  p = madd(p, t, K(ERF1));
+  p = madd(p, t, K(ERF0));
   const r = f32x4.mul(t, vexp(f32x4.sub(p, f32x4.mul(z, z))));
-  const pos = f32x4.sub(one, r);
   // erf(-x) = -erf(x): copy the sign bit of x onto 1 - r
-  return v128.or(pos, v128.and(x, i32x4.splat(0x80000000)));
+  return v128.or(f32x4.sub(K(ONE), r), v128.and(x, K(SIGN)));
 }
 
 /** tanh per lane via 1 - 2/(e^{2|u|}+1) with the sign of u restored. */
-function vtanh(u: v128): v128 {
-  const e = vexp(f32x4.mul(f32x4.abs(u), f32x4.splat(2)));
-  const t = f32x4.sub(f32x4.splat(1), f32x4.div(f32x4.splat(2), f32x4.add(e, f32x4.splat(1))));
-  return v128.or(t, v128.and(u, i32x4.splat(0x80000000)));
+// @ts-ignore: decorator
+@inline function vtanh(u: v128): v128 {
+  const e = vexp(f32x4.mul(f32x4.abs(u), K(TWO)));
+  const t = f32x4.sub(K(ONE), f32x4.div(K(TWO), f32x4.add(e, K(ONE))));
+  return v128.or(t, v128.and(u, K(SIGN)));
 }
 
-function vsigmoid(x: v128): v128 {
-  const one = f32x4.splat(1);
-  return f32x4.div(one, f32x4.add(one, vexp(f32x4.neg(x))));
+// @ts-ignore: decorator
+@inline function vsigmoid(x: v128): v128 {
+  return f32x4.div(K(ONE), f32x4.add(K(ONE), vexp(f32x4.neg(x))));
 }
-
-const SQRT1_2: f32 = 0.70710678118654752;
-const INV_SQRT_2PI: f32 = 0.39894228040143268;
-const SQRT_2_OVER_PI: f32 = 0.79788456080286536;
 
 // @ts-ignore: decorator
 @inline function act(kind: i32, x: v128): v128 {
-  const half = f32x4.splat(0.5), one = f32x4.splat(1);
-  if (kind == 0) return f32x4.max(x, f32x4.splat(0));
-  if (kind == 1) return f32x4.mul(f32x4.mul(half, x), f32x4.add(one, verf(f32x4.mul(x, f32x4.splat(SQRT1_2)))));
+  if (kind == 0) return f32x4.pmax(x, f32x4.splat(0));
+  if (kind == 1) return f32x4.mul(f32x4.mul(K(HALF), x), f32x4.add(K(ONE), verf(f32x4.mul(x, K(SQRT1_2)))));
   if (kind == 2) {
     const x3 = f32x4.mul(f32x4.mul(x, x), x);
-    const u = f32x4.mul(f32x4.splat(SQRT_2_OVER_PI), madd(f32x4.splat(0.044715), x3, x));
-    return f32x4.mul(f32x4.mul(half, x), f32x4.add(one, vtanh(u)));
+    const u = f32x4.mul(K(SQRT_2_OVER_PI), madd(K(GELU_A), x3, x));
+    return f32x4.mul(f32x4.mul(K(HALF), x), f32x4.add(K(ONE), vtanh(u)));
   }
   return f32x4.mul(x, vsigmoid(x));
 }
 
 // @ts-ignore: decorator
 @inline function actGrad(kind: i32, x: v128): v128 {
-  const half = f32x4.splat(0.5), one = f32x4.splat(1);
-  if (kind == 0) return v128.and(f32x4.gt(x, f32x4.splat(0)), one);
+  if (kind == 0) return v128.and(f32x4.gt(x, f32x4.splat(0)), K(ONE));
   if (kind == 1) {
-    const cdf = f32x4.mul(half, f32x4.add(one, verf(f32x4.mul(x, f32x4.splat(SQRT1_2)))));
-    const pdf = f32x4.mul(f32x4.splat(INV_SQRT_2PI), vexp(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(x, x))));
+    const cdf = f32x4.mul(K(HALF), f32x4.add(K(ONE), verf(f32x4.mul(x, K(SQRT1_2)))));
+    const pdf = f32x4.mul(K(INV_SQRT_2PI), vexp(f32x4.mul(K(NEG_HALF), f32x4.mul(x, x))));
     return madd(x, pdf, cdf);
   }
   if (kind == 2) {
     const x2 = f32x4.mul(x, x);
-    const u = f32x4.mul(f32x4.splat(SQRT_2_OVER_PI), madd(f32x4.mul(f32x4.splat(0.044715), x2), x, x));
+    const u = f32x4.mul(K(SQRT_2_OVER_PI), madd(f32x4.mul(K(GELU_A), x2), x, x));
     const t = vtanh(u);
-    const du = f32x4.mul(f32x4.splat(SQRT_2_OVER_PI), madd(f32x4.splat(3 * 0.044715), x2, one));
-    const a = f32x4.mul(half, f32x4.add(one, t));
-    return madd(f32x4.mul(f32x4.mul(half, x), f32x4.sub(one, f32x4.mul(t, t))), du, a);
+    const du = f32x4.mul(K(SQRT_2_OVER_PI), madd(K(GELU_3A), x2, K(ONE)));
+    const a = f32x4.mul(K(HALF), f32x4.add(K(ONE), t));
+    return madd(f32x4.mul(f32x4.mul(K(HALF), x), f32x4.sub(K(ONE), f32x4.mul(t, t))), du, a);
   }
   const s = vsigmoid(x);
-  return f32x4.mul(s, madd(x, f32x4.sub(one, s), one));
+  return f32x4.mul(s, madd(x, f32x4.sub(K(ONE), s), K(ONE)));
 }
 
 /** Loads up to 4 floats (zero padded) so tails run through the same vector code. */

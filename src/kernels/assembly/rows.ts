@@ -2,7 +2,8 @@
 // RMSNorm forward/backward. Each export takes (th, tid, nth, ...): thread th processes chunk tid of nth
 // of the rows.
 // Sums run in float32 lanes (the TS reference uses float64; tests bound the difference).
-import { hmax, hsum, madd, vexp, splitStart } from './simd';
+import { hsum, madd, vexp, splitStart } from './simd';
+import { rowAffine, rowDot, rowExpSum, rowMax, rowMaxScaled, rowSqDev, rowSum } from './reduce';
 
 // @ts-ignore: decorator
 @inline function p4(base: usize, i: i32): usize { return base + (<usize>i << 2); }
@@ -14,35 +15,15 @@ import { hmax, hsum, madd, vexp, splitStart } from './simd';
 /** P = softmax(scale*S) over the first `visible` keys of each row, 0 beyond; see Backend.softmaxForward. */
 export function softmaxForward(th: i32, tid: i32, nth: i32, P: usize, S: usize, rows: i32, Tq: i32, Tk: i32,
   scale: f32, causal: bool, offset: i32): void {
-  const sc = f32x4.splat(scale);
   for (let r = 0; r < rows; r++) {
     if (!ownsRow(r, nth, tid)) continue;
     const s = p4(S, r * Tk), p = p4(P, r * Tk);
     const vis = causal ? max<i32>(0, min<i32>(Tk, r % Tq + offset + 1)) : Tk;
-    const v4 = vis & ~3;
-    let mv = f32x4.splat(-Infinity);
-    for (let j = 0; j < v4; j += 4) mv = f32x4.max(mv, v128.load(p4(s, j)));
-    let mx = hmax(mv);
-    for (let j = v4; j < vis; j++) mx = max<f32>(mx, load<f32>(p4(s, j)));
-    mx *= scale; // scale > 0 keeps the argmax; scale < 0 is handled by the max below
-    if (scale < 0) {
-      mx = -Infinity;
-      for (let j = 0; j < vis; j++) mx = max<f32>(mx, load<f32>(p4(s, j)) * scale);
+    if (vis > 0) {
+      const mx = rowMaxScaled(s, vis, scale);
+      const sum = rowExpSum(s, vis, scale, mx, p, true, 1);
+      rowAffine(p, p, vis, sum > 0 ? 1 / sum : 0, 0);
     }
-    const m = f32x4.splat(mx);
-    let sv = f32x4.splat(0);
-    for (let j = 0; j < v4; j += 4) {
-      const e = vexp(f32x4.sub(f32x4.mul(v128.load(p4(s, j)), sc), m));
-      v128.store(p4(p, j), e); sv = f32x4.add(sv, e);
-    }
-    let sum = hsum(sv);
-    for (let j = v4; j < vis; j++) {
-      const e = f32x4.extract_lane(vexp(f32x4.splat(load<f32>(p4(s, j)) * scale - mx)), 0);
-      store<f32>(p4(p, j), e); sum += e;
-    }
-    const inv: f32 = sum > 0 ? 1 / sum : 0, iv = f32x4.splat(inv);
-    for (let j = 0; j < v4; j += 4) v128.store(p4(p, j), f32x4.mul(v128.load(p4(p, j)), iv));
-    for (let j = v4; j < vis; j++) store<f32>(p4(p, j), load<f32>(p4(p, j)) * inv);
     if (vis < Tk) memory.fill(p4(p, vis), 0, <usize>(Tk - vis) << 2);
   }
 }
@@ -54,11 +35,7 @@ export function softmaxBackward(th: i32, tid: i32, nth: i32, dS: usize, dP: usiz
   for (let r = 0; r < rows; r++) {
     if (!ownsRow(r, nth, tid)) continue;
     const o = r * Tk, p = p4(P, o), dp = p4(dP, o), ds = p4(dS, o);
-    let dv = f32x4.splat(0);
-    for (let j = 0; j < T4; j += 4) dv = madd(v128.load(p4(p, j)), v128.load(p4(dp, j)), dv);
-    let dot = hsum(dv);
-    for (let j = T4; j < Tk; j++) dot += load<f32>(p4(p, j)) * load<f32>(p4(dp, j));
-    const d = f32x4.splat(dot);
+    const dot = rowDot(p, dp, Tk), d = f32x4.splat(dot);
     for (let j = 0; j < T4; j += 4) {
       const v = f32x4.mul(f32x4.mul(sc, v128.load(p4(p, j))), f32x4.sub(v128.load(p4(dp, j)), d));
       v128.store(p4(ds, j), v);
@@ -71,30 +48,17 @@ export function softmaxBackward(th: i32, tid: i32, nth: i32, dS: usize, dP: usiz
 export function crossEntropy(th: i32, tid: i32, nth: i32, losses: usize, logits: usize, targets: usize, N: i32, V: i32,
   dLogits: usize, hasGrad: bool, dScale: f32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
-  const V4 = V & ~3;
   for (let i = i0; i < i1; i++) {
     const x = p4(logits, i * V), t = load<i32>(p4(targets, i));
-    let mv = f32x4.splat(-Infinity);
-    for (let v = 0; v < V4; v += 4) mv = f32x4.max(mv, v128.load(p4(x, v)));
-    let mx = hmax(mv);
-    for (let v = V4; v < V; v++) mx = max<f32>(mx, load<f32>(p4(x, v)));
-    const m = f32x4.splat(mx);
-    let sv = f32x4.splat(0);
-    for (let v = 0; v < V4; v += 4) sv = f32x4.add(sv, vexp(f32x4.sub(v128.load(p4(x, v)), m)));
-    let sum = hsum(sv);
-    for (let v = V4; v < V; v++) sum += f32x4.extract_lane(vexp(f32x4.splat(load<f32>(p4(x, v)) - mx)), 0);
-    const lse = <f32>(<f64>mx + Math.log(<f64>sum));
+    const mx = rowMax(x, V);
+    const lse = <f32>(<f64>mx + Math.log(<f64>rowExpSum(x, V, 1, mx, 0, false, 0)));
     store<f32>(p4(losses, i), t >= 0 ? lse - load<f32>(p4(x, t)) : 0);
     if (!hasGrad) continue;
     const g = p4(dLogits, i * V);
     if (t < 0) { memory.fill(g, 0, <usize>V << 2); continue; }
-    const l = f32x4.splat(lse), ds = f32x4.splat(dScale);
-    const xt = load<f32>(p4(x, t));
-    for (let v = 0; v < V4; v += 4) v128.store(p4(g, v), f32x4.mul(vexp(f32x4.sub(v128.load(p4(x, v)), l)), ds));
-    for (let v = V4; v < V; v++) {
-      store<f32>(p4(g, v), f32x4.extract_lane(vexp(f32x4.splat(load<f32>(p4(x, v)) - lse)), 0) * dScale);
-    }
     // g may alias x: the target's probability is recomputed from the saved logit
+    const xt = load<f32>(p4(x, t));
+    rowExpSum(x, V, 1, lse, g, true, dScale);
     store<f32>(p4(g, t), (f32x4.extract_lane(vexp(f32x4.splat(xt - lse)), 0) - 1) * dScale);
   }
 }
@@ -106,15 +70,8 @@ export function layerNormForward(th: i32, tid: i32, nth: i32, out: usize, mean: 
   const C4 = C & ~3;
   for (let i = i0; i < i1; i++) {
     const x = p4(inp, i * C), y = p4(out, i * C);
-    let sv = f32x4.splat(0);
-    for (let c = 0; c < C4; c += 4) sv = f32x4.add(sv, v128.load(p4(x, c)));
-    let s = hsum(sv);
-    for (let c = C4; c < C; c++) s += load<f32>(p4(x, c));
-    const mu = s / <f32>C, m = f32x4.splat(mu);
-    let vv = f32x4.splat(0);
-    for (let c = 0; c < C4; c += 4) { const d = f32x4.sub(v128.load(p4(x, c)), m); vv = madd(d, d, vv); }
-    let var_ = hsum(vv);
-    for (let c = C4; c < C; c++) { const d = load<f32>(p4(x, c)) - mu; var_ += d * d; }
+    const mu = rowSum(x, C) / <f32>C, m = f32x4.splat(mu);
+    const var_ = rowSqDev(x, C, mu);
     const r = <f32>(1 / Math.sqrt(<f64>(var_ / <f32>C) + <f64>eps)), rv = f32x4.splat(r);
     for (let c = 0; c < C4; c += 4) {
       let v = f32x4.mul(f32x4.mul(f32x4.sub(v128.load(p4(x, c)), m), rv), v128.load(p4(weight, c)));
@@ -181,10 +138,7 @@ export function rmsNormForward(th: i32, tid: i32, nth: i32, out: usize, rstd: us
   const C4 = C & ~3;
   for (let i = i0; i < i1; i++) {
     const x = p4(inp, i * C), y = p4(out, i * C);
-    let sv = f32x4.splat(0);
-    for (let c = 0; c < C4; c += 4) { const v = v128.load(p4(x, c)); sv = madd(v, v, sv); }
-    let ss = hsum(sv);
-    for (let c = C4; c < C; c++) { const v = load<f32>(p4(x, c)); ss += v * v; }
+    const ss = rowDot(x, x, C);
     const r = <f32>(1 / Math.sqrt(<f64>(ss / <f32>C) + <f64>eps)), rv = f32x4.splat(r);
     for (let c = 0; c < C4; c += 4) {
       v128.store(p4(y, c), f32x4.mul(f32x4.mul(v128.load(p4(x, c)), rv), v128.load(p4(weight, c))));
@@ -229,21 +183,11 @@ export function rmsNormBackward(th: i32, tid: i32, nth: i32, dInp: usize, dW: us
 /** out (rows,V) = log_softmax(scale * inp) per row; out may alias inp. */
 export function logSoftmaxForward(th: i32, tid: i32, nth: i32, out: usize, inp: usize, rows: i32, V: i32, scale: f32): void {
   const i0 = splitStart(rows, nth, tid, 1), i1 = splitStart(rows, nth, tid + 1, 1);
-  const V4 = V & ~3, sc = f32x4.splat(scale);
   for (let i = i0; i < i1; i++) {
-    const x = p4(inp, i * V), y = p4(out, i * V);
-    let mv = f32x4.splat(-Infinity);
-    for (let v = 0; v < V4; v += 4) mv = f32x4.max(mv, f32x4.mul(v128.load(p4(x, v)), sc));
-    let mx = hmax(mv);
-    for (let v = V4; v < V; v++) mx = max<f32>(mx, load<f32>(p4(x, v)) * scale);
-    const m = f32x4.splat(mx);
-    let sv = f32x4.splat(0);
-    for (let v = 0; v < V4; v += 4) sv = f32x4.add(sv, vexp(f32x4.sub(f32x4.mul(v128.load(p4(x, v)), sc), m)));
-    let sum = hsum(sv);
-    for (let v = V4; v < V; v++) sum += f32x4.extract_lane(vexp(f32x4.splat(load<f32>(p4(x, v)) * scale - mx)), 0);
-    const lse = <f32>(<f64>mx + Math.log(<f64>sum)), l = f32x4.splat(lse);
-    for (let v = 0; v < V4; v += 4) v128.store(p4(y, v), f32x4.sub(f32x4.mul(v128.load(p4(x, v)), sc), l));
-    for (let v = V4; v < V; v++) store<f32>(p4(y, v), load<f32>(p4(x, v)) * scale - lse);
+    const x = p4(inp, i * V);
+    const mx = rowMaxScaled(x, V, scale);
+    const lse = <f32>(<f64>mx + Math.log(<f64>rowExpSum(x, V, scale, mx, 0, false, 0)));
+    rowAffine(p4(out, i * V), x, V, scale, -lse);
   }
 }
 
@@ -254,11 +198,7 @@ export function logSoftmaxBackward(th: i32, tid: i32, nth: i32, dInp: usize, dOu
   const V4 = V & ~3, sc = f32x4.splat(scale);
   for (let i = i0; i < i1; i++) {
     const o = i * V, dy = p4(dOut, o), y = p4(out, o), dx = p4(dInp, o);
-    let sv = f32x4.splat(0);
-    for (let v = 0; v < V4; v += 4) sv = f32x4.add(sv, v128.load(p4(dy, v)));
-    let sum = hsum(sv);
-    for (let v = V4; v < V; v++) sum += load<f32>(p4(dy, v));
-    const s = f32x4.splat(sum);
+    const sum = rowSum(dy, V), s = f32x4.splat(sum);
     for (let v = 0; v < V4; v += 4) {
       let g = f32x4.mul(sc, f32x4.sub(v128.load(p4(dy, v)), f32x4.mul(vexp(v128.load(p4(y, v))), s)));
       if (acc) g = f32x4.add(g, v128.load(p4(dx, v)));
