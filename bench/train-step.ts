@@ -162,20 +162,20 @@ function report(o: Opts, ours: OursSummary[], peers: Map<number, Record<string, 
   params: number): boolean {
   const rows: Cell[][] = [];
   for (const s of ours) {
-    const p = peers.get(s.threads), pm = num(p, 'ms_per_step');
+    const p = peers.get(s.threads), pm = num(p, 'ms_per_step'), pmin = num(p, 'ms_per_step_min');
     rows.push([`qkd ${o.backend}`, s.threads, s.msPerStep, s.msMin, s.phasesMs.fwdLoss, s.phasesMs.bwd, s.phasesMs.clipAdamw,
       s.tokensPerS, s.peakRssMb, s.rssSlopeMbPerStep.join(' / '), s.otherLoadCores.join(' / '),
-      pm ? round(s.msPerStep / pm, 2) : null]);
+      pm ? round(s.msPerStep / pm, 2) : null, pmin ? round(s.msMin / pmin, 2) : null]);
   }
   for (const [t, p] of peers) {
     const ph = p.phases_ms as Record<string, number> | undefined;
     rows.push(['pytorch cpu', `${t}x${t}`, num(p, 'ms_per_step'), num(p, 'ms_per_step_min'), ph?.fwd_loss, ph?.bwd,
-      ph?.clip_adamw, num(p, 'tokens_per_s'), num(p, 'peak_rss_mb'), null, num(p, 'other_load_cores'), null]);
+      ph?.clip_adamw, num(p, 'tokens_per_s'), num(p, 'peak_rss_mb'), null, num(p, 'other_load_cores'), null, null]);
   }
   console.log(`train step: ${o.model.split('/').pop()} (${params} params, float32), batch ${o.batch} x ${o.ctx}, ` +
     `median of ${o.steps} steps x ${o.rounds} round(s) after ${o.warmup} warm-up(s)`);
   printTable(['engine', 'threads', 'ms/step', 'min', 'fwd+loss', 'bwd', 'clip+adamw', 'tokens/s', 'peak RSS MiB',
-    'RSS slope MiB/step', 'other load', 'ours/torch'], rows);
+    'RSS slope MiB/step', 'other load', 'ours/torch', 'min/min'], rows);
   for (const s of ours) {
     s.rssSeries.forEach((ser, r) => console.log(`RSS after each step, ${s.threads} thread(s), round ${r + 1} (MiB): ${ser.join(' ')}`));
   }
@@ -188,6 +188,8 @@ function report(o: Opts, ours: OursSummary[], peers: Map<number, Record<string, 
     pytorch: Object.fromEntries([...peers].map(([t, p]) => [`${t}x${t}`, p])), pytorchNote: peerNote,
     ratioOursOverPytorch: Object.fromEntries(ours.filter((s) => num(peers.get(s.threads), 'ms_per_step'))
       .map((s) => [String(s.threads), round(s.msPerStep / num(peers.get(s.threads), 'ms_per_step')!, 3)])),
+    ratioOfMins: Object.fromEntries(ours.filter((s) => num(peers.get(s.threads), 'ms_per_step_min'))
+      .map((s) => [String(s.threads), round(s.msMin / num(peers.get(s.threads), 'ms_per_step_min')!, 3)])),
     goalRatio: 1.5, rssStable: stable, machine: machineFacts(),
   });
   return stable;
