@@ -70,9 +70,13 @@ test('add, addInPlace, scale, addBias, biasBackward, permute0213', () => {
   }
 });
 
-test('embeddingBackward (with and without positions) and its index check', () => {
+test('embedding forward and backward (with and without positions) and the index check', () => {
   for (const [N, C, V] of [[1, 3, 2], [17, 130, 11], [64, 48, 7]]) {
     const ids = ints(N, V, 7), pos = ints(N, N, 8);
+    compare(`embeddingForward ${N}x${C}`, [new Float32Array(N * C), ids, randoms(V * C, 1)], [0], EXACTISH,
+      (be, x) => be.embeddingForward(f(x[0]), x[1] as Int32Array, f(x[2]), N, C));
+    compare(`embeddingForward+pos ${N}x${C}`, [new Float32Array(N * C), ids, randoms(V * C, 1), randoms(N * C, 3), pos],
+      [0], EXACTISH, (be, x) => be.embeddingForward(f(x[0]), x[1] as Int32Array, f(x[2]), N, C, f(x[3]), x[4] as Int32Array));
     compare(`embeddingBackward ${N}x${C}`, [randoms(V * C, 1), randoms(N * C, 2), ids], [0], EXACTISH,
       (be, x) => be.embeddingBackward(f(x[0]), f(x[1]), x[2] as Int32Array, N, C));
     compare(`embeddingBackward+pos ${N}x${C}`, [randoms(V * C, 1), randoms(N * C, 2), ids, randoms(N * C, 3), pos],

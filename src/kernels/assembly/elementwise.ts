@@ -246,6 +246,18 @@ export function rope(th: i32, tid: i32, nth: i32, x: usize, BH: i32, T: i32, D: 
   }
 }
 
+/** out (N,C) = wte[ids[i]] (+ wpe[pos[i]]); rows split across threads. */
+export function embeddingForward(th: i32, tid: i32, nth: i32, out: usize, ids: usize, wte: usize, N: i32, C: i32,
+  wpe: usize, pos: usize, hasPos: bool): void {
+  const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
+  const row = <usize>C << 2;
+  for (let i = i0; i < i1; i++) {
+    const o = p4(out, i * C);
+    memory.copy(o, p4(wte, load<i32>(p4(ids, i)) * C), row);
+    if (hasPos) addRow(o, p4(wpe, load<i32>(p4(pos, i)) * C), 0, C);
+  }
+}
+
 /** dWte[ids[i]] += dOut[i] (and dWpe[pos[i]]); columns split across threads so rows never collide. */
 export function embeddingBackward(th: i32, tid: i32, nth: i32, dWte: usize, dOut: usize, ids: usize, N: i32, C: i32,
   dWpe: usize, pos: usize, hasPos: bool): void {

@@ -9,7 +9,7 @@ import { splitStart } from './simd';
 export { softmaxForward, softmaxBackward, crossEntropy, layerNormForward, layerNormBackward, rmsNormForward,
   rmsNormBackward, logSoftmaxForward, logSoftmaxBackward } from './rows';
 export { add, scale, addBias, biasBackward, activationForward, activationBackward, gluForward, gluBackward,
-  adamw, sumSquares, rope, embeddingBackward, permute0213 } from './elementwise';
+  adamw, sumSquares, rope, embeddingForward, embeddingBackward, permute0213 } from './elementwise';
 
 /** First byte JS may use (static data of this module lies below). */
 export function heapBase(): usize { return __heap_base; }

@@ -1,7 +1,7 @@
 /**
  * The `wasm` backend: AssemblyScript SIMD kernels on a shared WebAssembly.Memory, run on a worker pool.
- * It extends the TS reference, so kernels not overridden here (embeddingForward, top-k softmax) run the
- * reference code on views of the shared memory. Buffers should come from alloc(); plain typed arrays
+ * It extends the TS reference, so kernels not overridden here (top-k softmax) run the reference code on
+ * views of the shared memory. Buffers should come from alloc(); plain typed arrays
  * also work (copied in and out around each call, see engine.ts).
  */
 import type { Activation, BackendName } from '../backend.js';
@@ -91,6 +91,17 @@ export class WasmBackend extends TsBackend {
     const e = this.engine, n = A * B * C * D;
     e.run('permute0213', e.chunks(n, PAR_EW),
       [e.f32(out, n, 'permute0213 out', Out), e.f32(inp, n, 'permute0213 inp', In), A, B, C, D]);
+  }
+
+  override embeddingForward(out: Float32Array, ids: Int32Array, wte: Float32Array, N: number, C: number,
+    wpe?: Float32Array, pos?: Int32Array): void {
+    const e = this.engine, hasPos = wpe !== undefined && pos !== undefined;
+    checkIndices(ids, N, wte.length / C, 'embeddingForward ids');
+    if (hasPos) checkIndices(pos, N, wpe.length / C, 'embeddingForward pos');
+    e.run('embeddingForward', e.chunks(N * C, PAR_EW), [e.f32(out, N * C, 'embeddingForward out', Out),
+      e.i32(ids, N, 'embeddingForward ids', In), e.f32(wte, wte.length, 'embeddingForward wte', In), N, C,
+      hasPos ? e.f32(wpe, wpe.length, 'embeddingForward wpe', In) : 0, hasPos ? e.i32(pos, N, 'embeddingForward pos', In) : 0,
+      +hasPos]);
   }
 
   override embeddingBackward(dWte: Float32Array, dOut: Float32Array, ids: Int32Array, N: number, C: number,

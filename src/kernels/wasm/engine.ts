@@ -9,7 +9,7 @@
  */
 import { QkdError } from '../../tensor/errors.js';
 import { alignUp, Heap } from './heap.js';
-import { CTRL_BYTES, instantiateKernels, KERNELS, KID, type KernelFn, type KernelName } from './layout.js';
+import { CTRL_BYTES, instantiateKernels, KERNELS, KID, MAX_THREADS, type KernelFn, type KernelName } from './layout.js';
 import type { WasmPlatform } from './platform.js';
 import { Pool } from './pool.js';
 
@@ -65,7 +65,7 @@ export class WasmEngine {
 
   static async create(opts: WasmBackendOptions = {}): Promise<WasmEngine> {
     const platform = opts.platform ?? await defaultPlatform();
-    const threads = Math.max(1, Math.floor(opts.threads ?? platform.cpuCount));
+    const threads = Math.max(1, Math.floor(opts.threads ?? Math.min(platform.cpuCount, MAX_THREADS)));
     const maxPages = Math.min(65536, Math.max(64, Math.floor((opts.memoryMB ?? 4096) * 16)));
     let bytes: Uint8Array<ArrayBuffer> | null = null, fma = false;
     if (opts.fma !== false) {

@@ -19,7 +19,7 @@ export const KERNELS = [
   'matmul', 'bmm', 'softmaxForward', 'softmaxBackward', 'crossEntropy', 'layerNormForward', 'layerNormBackward',
   'rmsNormForward', 'rmsNormBackward', 'add', 'scale', 'addBias', 'biasBackward',
   'activationForward', 'activationBackward', 'gluForward', 'gluBackward', 'adamw', 'sumSquares', 'rope',
-  'embeddingBackward', 'logSoftmaxForward', 'logSoftmaxBackward', 'permute0213',
+  'embeddingForward', 'embeddingBackward', 'logSoftmaxForward', 'logSoftmaxBackward', 'permute0213',
 ] as const;
 export type KernelName = typeof KERNELS[number];
 export const KID: { readonly [K in KernelName]: number } =
