@@ -5,6 +5,7 @@ import { QkdError } from '../tensor/errors.js';
 import { registerInfer, registerInspect } from './infer.js';
 import { registerTrain } from './train.js';
 import { registerDistill } from './distill.js';
+import { registerExport } from './export.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInspect(program);
   registerTrain(program);
   registerDistill(program);
+  registerExport(program);
   try {
     await program.parseAsync(argv);
     return 0;
