@@ -100,6 +100,21 @@ test('plain Float32Array/Int32Array arguments are copied in and out', async () =
   }
 });
 
+test('a trapping kernel surfaces as an error (caller or worker) and the pool keeps working', async () => {
+  const be = await createWasmBackend({ threads: 2, forceParallel: true });
+  try {
+    const beyond = be.engine.memory.buffer.byteLength + 4096, n = 1 << 16;
+    // 8 chunks: whichever thread claims one traps on the out-of-bounds address
+    for (let k = 0; k < 5; k++) assert.throws(() => be.engine.run('scale', 8, [beyond, beyond, 2, n]));
+    const a = be.alloc(100), o = be.alloc(100);
+    a.fill(3);
+    be.scale(o, a, 2, 100);
+    assert.ok(o.every((x) => x === 6));
+  } finally {
+    await be.dispose();
+  }
+});
+
 test('dispose stops the workers; later calls throw; a forgotten dispose does not keep Node alive', async () => {
   const be = await createWasmBackend({ threads: 2 });
   await be.dispose();

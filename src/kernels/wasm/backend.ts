@@ -72,7 +72,8 @@ export class WasmBackend extends TsBackend {
   }
   override biasBackward(dBias: Float32Array, dOut: Float32Array, N: number, C: number): void {
     const e = this.engine;
-    e.run('biasBackward', e.chunks(N * C, PAR_EW),
+    // column split: one chunk per thread, since every chunk streams all N rows
+    e.run('biasBackward', e.chunks(N * C, PAR_EW, 1),
       [e.f32(dBias, C, 'biasBackward dBias', InOut), e.f32(dOut, N * C, 'biasBackward dOut', In), N, C]);
   }
   override add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
@@ -113,7 +114,7 @@ export class WasmBackend extends TsBackend {
       e.i32(ids, N, 'embeddingBackward ids', In), N, C,
       hasPos ? e.f32(dWpe, dWpe.length, 'embeddingBackward dWpe', InOut) : 0,
       hasPos ? e.i32(pos, N, 'embeddingBackward pos', In) : 0, +hasPos];
-    e.run('embeddingBackward', e.chunks(N * C, PAR_EW), args);
+    e.run('embeddingBackward', e.chunks(N * C, PAR_EW, 1), args); // column split, as biasBackward
   }
 
   override layerNormForward(out: Float32Array, mean: Float32Array, rstd: Float32Array, inp: Float32Array,

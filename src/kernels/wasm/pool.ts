@@ -60,11 +60,13 @@ export class Pool {
     Atomics.or(c, STATE, CLOSED);
     // every worker inside must be out of the kernel before the caller may touch its buffers again
     this.waitIdle();
+    // a worker's failure is cleared here whether or not the caller failed too (it must not leak into
+    // the next task)
+    const workerFailed = Atomics.exchange(c, ERR, 0) > 0;
     if (err !== null) throw err;
-    if (Atomics.load(c, ERR) > 0) {
+    if (workerFailed) {
       const end = this.msg.indexOf(0);
       const text = new TextDecoder().decode(this.msg.slice(0, end < 0 ? this.msg.length : end));
-      Atomics.store(c, ERR, 0);
       throw new QkdError('E_INTERNAL', `wasm kernel ${KERNELS[kid]} failed in a worker: ${text}`);
     }
   }
