@@ -4,28 +4,32 @@
 // Pointers are byte offsets into the shared memory; leading dimensions are in elements.
 import { madd, splitStart } from './simd';
 
-// Micro-tile: 3x12 with FMA (9 accumulators + 3 B vectors + 1 broadcast = 13 of V8's ~15 xmm
-// registers), 4x8 with mul+add (which needs temporaries for the products).
-// @ts-ignore
-const TL: i32 = isDefined(TILE) ? TILE : (FMA ? 1 : 0);
-export const MR: i32 = TL == 1 ? 3 : TL == 2 ? 2 : 4;
-export const NR: i32 = TL == 1 ? 12 : TL == 2 ? 16 : 8;
+// Micro-tiles, measured per core (CPU time) in the FMA build: 3x12 is best on wide outputs (9
+// accumulators + 3 B vectors + 1 broadcast = 13 of V8's ~15 xmm registers: 52 vs 50 GFLOP/s for 4x8
+// at 512^3); 4x8 wins when N is a small multiple of 8 but not of 12, e.g. attention's head dim 64
+// (47 vs 42: no padded columns); 2x16 was slower everywhere. The mul+add build always uses 4x8 (its
+// products need temporaries). Tile ids: 1 = 3x12, 0 = 4x8.
 export const KC: i32 = 256;
-export const MC: i32 = MR * (TL == 1 ? 42 : TL == 2 ? 64 : 32); // 126 / 128 rows: an A block of MC x KC floats lives in L2
-export const NC: i32 = 2040;                 // multiple of 12 and 8; B block of KC x NC floats (~2 MB)
+const MC_MAX: i32 = 128;   // an A block of MC x KC floats lives in L2 (126 rows for 3x12, 128 for 4x8)
+export const NC: i32 = 2040; // multiple of 12 and 8; a B block of KC x NC floats (~2 MB)
 
 /** Bytes of per-thread workspace the GEMM needs (packed A, packed B, one edge tile). */
 export function gemmWorkspaceBytes(): i32 {
-  return (MC * KC + KC * NC + MR * NR) * 4;
+  return (MC_MAX * KC + KC * NC + 64) * 4;
 }
 
-// @ts-ignore: decorator
-@inline function ldA(A: usize, lda: i32, tA: bool, i: i32, k: i32): f32 {
-  return tA ? load<f32>(A + ((<usize>k * lda + i) << 2)) : load<f32>(A + ((<usize>i * lda + k) << 2));
+/** The micro-tile for a product with N output columns (see above). */
+export function pickTile(N: i32): i32 {
+  if (!FMA) return 0;
+  return N <= 192 && N % 8 == 0 && N % 12 != 0 ? 0 : 1;
 }
+// @ts-ignore: decorator
+@inline export function tileMR(tile: i32): i32 { return FMA && tile == 1 ? 3 : 4; }
+// @ts-ignore: decorator
+@inline export function tileNR(tile: i32): i32 { return FMA && tile == 1 ? 12 : 8; }
 
 /** Packs rows [0, mc) x cols [0, kc) of op(A) (already offset to the block) into MR-tall panels. */
-function packA(A: usize, lda: i32, tA: bool, mc: i32, kc: i32, dst: usize): void {
+function packA(A: usize, lda: i32, tA: bool, mc: i32, kc: i32, dst: usize, MR: i32): void {
   for (let ir = 0; ir < mc; ir += MR) {
     const mr = min<i32>(MR, mc - ir);
     if (tA) {
@@ -52,7 +56,7 @@ function packA(A: usize, lda: i32, tA: bool, mc: i32, kc: i32, dst: usize): void
 }
 
 /** Packs rows [0, kc) x cols [0, nc) of op(B) (already offset to the block) into NR-wide panels. */
-function packB(B: usize, ldb: i32, tB: bool, kc: i32, nc: i32, dst: usize): void {
+function packB(B: usize, ldb: i32, tB: bool, kc: i32, nc: i32, dst: usize, NR: i32): void {
   for (let jr = 0; jr < nc; jr += NR) {
     const nr = min<i32>(NR, nc - jr);
     if (!tB) {
@@ -117,22 +121,7 @@ function micro3x12(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool
   out(c, c20, addC); out(c + 16, c21, addC); out(c + 32, c22, addC);
 }
 
-/** 2x16 FMA micro-kernel. */
-function micro2x16(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
-  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
-  let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
-  for (let k = 0; k < kc; k++) {
-    const b0 = v128.load(b), b1 = v128.load(b, 16), b2 = v128.load(b, 32), b3 = v128.load(b, 48);
-    const a0 = v128.load32_splat(a), a1 = v128.load32_splat(a, 4);
-    c00 = madd(a0, b0, c00); c01 = madd(a0, b1, c01); c02 = madd(a0, b2, c02); c03 = madd(a0, b3, c03);
-    c10 = madd(a1, b0, c10); c11 = madd(a1, b1, c11); c12 = madd(a1, b2, c12); c13 = madd(a1, b3, c13);
-    a += 8; b += 64;
-  }
-  out(c, c00, addC); out(c + 16, c01, addC); out(c + 32, c02, addC); out(c + 48, c03, addC); c += ldc;
-  out(c, c10, addC); out(c + 16, c11, addC); out(c + 32, c12, addC); out(c + 48, c13, addC);
-}
-
-/** 4x8 micro-kernel for the mul+add build. */
+/** 4x8 micro-kernel (both builds). */
 function micro4x8(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
@@ -155,14 +144,13 @@ function micro4x8(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool)
 }
 
 // @ts-ignore: decorator
-@inline function micro(a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
-  if (TL == 1) micro3x12(a, b, kc, c, ldc, addC);
-  else if (TL == 2) micro2x16(a, b, kc, c, ldc, addC);
+@inline function micro(tile: i32, a: usize, b: usize, kc: i32, c: usize, ldc: usize, addC: bool): void {
+  if (FMA && tile == 1) micro3x12(a, b, kc, c, ldc, addC);
   else micro4x8(a, b, kc, c, ldc, addC);
 }
 
 /** Copies the valid mr x nr corner of an MR x NR tile into C (edge tiles). */
-function edgeTile(tile: usize, c: usize, ldc: i32, mr: i32, nr: i32, addC: bool): void {
+function edgeTile(tile: usize, c: usize, ldc: i32, mr: i32, nr: i32, addC: bool, NR: i32): void {
   for (let r = 0; r < mr; r++) {
     const s = tile + (<usize>(r * NR) << 2), d = c + (<usize>(r * ldc) << 2);
     for (let j = 0; j < nr; j++) {
@@ -174,25 +162,26 @@ function edgeTile(tile: usize, c: usize, ldc: i32, mr: i32, nr: i32, addC: bool)
 }
 
 /**
- * One thread's GEMM on a sub-problem. A and B point at element (0,0) of op(A) / op(B) of the
+ * One thread's GEMM on a sub-problem with micro-tile t. A and B point at element (0,0) of op(A) / op(B) of the
  * sub-problem; lda/ldb/ldc are the row strides of the stored matrices.
  */
 export function gemm(M: i32, N: i32, K: i32, A: usize, lda: i32, tA: bool, B: usize, ldb: i32, tB: bool,
-  C: usize, ldc: i32, acc: bool, ws: usize): void {
+  C: usize, ldc: i32, acc: bool, ws: usize, t: i32): void {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) { if (!acc) zeroC(C, ldc, M, N); return; }
-  const ap = ws, bp = ws + (<usize>(MC * KC) << 2), tile = bp + (<usize>(KC * NC) << 2);
+  const MR = tileMR(t), NR = tileNR(t), MC = MR * (MC_MAX / MR);
+  const ap = ws, bp = ws + (<usize>(MC_MAX * KC) << 2), tile = bp + (<usize>(KC * NC) << 2);
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min<i32>(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min<i32>(KC, K - pc);
       const bsrc = tB ? B + ((<usize>jc * ldb + pc) << 2) : B + ((<usize>pc * ldb + jc) << 2);
-      packB(bsrc, ldb, tB, kc, nc, bp);
+      packB(bsrc, ldb, tB, kc, nc, bp, NR);
       const addC = acc || pc > 0;
       for (let ic = 0; ic < M; ic += MC) {
         const mc = min<i32>(MC, M - ic);
         const asrc = tA ? A + ((<usize>pc * lda + ic) << 2) : A + ((<usize>ic * lda + pc) << 2);
-        packA(asrc, lda, tA, mc, kc, ap);
+        packA(asrc, lda, tA, mc, kc, ap, MR);
         for (let jr = 0; jr < nc; jr += NR) {
           const nr = min<i32>(NR, nc - jr);
           const bpan = bp + (<usize>(jr * kc) << 2);
@@ -200,10 +189,10 @@ export function gemm(M: i32, N: i32, K: i32, A: usize, lda: i32, tA: bool, B: us
             const mr = min<i32>(MR, mc - ir);
             const apan = ap + (<usize>(ir * kc) << 2);
             const cp = C + ((<usize>(ic + ir) * ldc + jc + jr) << 2);
-            if (mr == MR && nr == NR) micro(apan, bpan, kc, cp, <usize>ldc << 2, addC);
+            if (mr == MR && nr == NR) micro(t, apan, bpan, kc, cp, <usize>ldc << 2, addC);
             else {
-              micro(apan, bpan, kc, tile, <usize>NR << 2, false);
-              edgeTile(tile, cp, ldc, mr, nr, addC);
+              micro(t, apan, bpan, kc, tile, <usize>NR << 2, false);
+              edgeTile(tile, cp, ldc, mr, nr, addC, NR);
             }
           }
         }
@@ -315,15 +304,16 @@ export function matmulShare(tid: i32, nth: i32, C: usize, A: usize, B: usize, M:
     else gemvN(vec, mat, ld, C, K, j0, j1, acc);
     return;
   }
+  const t = pickTile(N), MR = tileMR(t), NR = tileNR(t);
   if (M >= N) {
     const i0 = splitStart(M, nth, tid, MR), i1 = splitStart(M, nth, tid + 1, MR);
     if (i0 >= i1) return;
     const a = tA ? A + (<usize>i0 << 2) : A + (<usize>i0 * lda << 2);
-    gemm(i1 - i0, N, K, a, lda, tA, B, ldb, tB, C + (<usize>i0 * N << 2), N, acc, ws);
+    gemm(i1 - i0, N, K, a, lda, tA, B, ldb, tB, C + (<usize>i0 * N << 2), N, acc, ws, t);
   } else {
     const j0 = splitStart(N, nth, tid, NR), j1 = splitStart(N, nth, tid + 1, NR);
     if (j0 >= j1) return;
     const b = tB ? B + (<usize>j0 * ldb << 2) : B + (<usize>j0 << 2);
-    gemm(M, j1 - j0, K, A, lda, tA, b, ldb, tB, C + (<usize>j0 << 2), N, acc, ws);
+    gemm(M, j1 - j0, K, A, lda, tA, b, ldb, tB, C + (<usize>j0 << 2), N, acc, ws, t);
   }
 }

@@ -3,7 +3,7 @@
 // runs chunk tid (the JS pool hands chunks out dynamically, so one thread may run several; per-thread
 // resources such as GEMM workspaces are indexed by th). Pointers are byte offsets into the shared
 // memory; the module allocates nothing (JS owns the heap above heapBase()).
-import { matmulShare, gemmWorkspaceBytes as gemmWs, MR as mr, NR as nr } from './gemm';
+import { matmulShare, gemmWorkspaceBytes as gemmWs } from './gemm';
 import { splitStart } from './simd';
 
 export { softmaxForward, softmaxBackward, crossEntropy, layerNormForward, layerNormBackward, rmsNormForward,
@@ -16,8 +16,6 @@ export function heapBase(): usize { return __heap_base; }
 export function gemmWorkspaceBytes(): i32 { return gemmWs(); }
 /** 1 when compiled with relaxed-SIMD FMA. */
 export function hasFma(): i32 { return FMA ? 1 : 0; }
-export function tileM(): i32 { return mr; }
-export function tileN(): i32 { return nr; }
 
 /** C (M,N) (+)= op(A) · op(B); ws is the workspace of thread 0, each next thread's is wsStride bytes on. */
 export function matmul(th: i32, tid: i32, nth: i32, C: usize, A: usize, B: usize, M: i32, N: i32, K: i32, tA: bool, tB: bool,
