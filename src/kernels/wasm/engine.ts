@@ -26,7 +26,6 @@ export interface WasmBackendOptions {
   forceParallel?: boolean;
 }
 
-const PAGE = 65536;
 /** Argument roles for marshalling: read, written (old contents irrelevant), read and written. */
 export const Io = { In: 1, Out: 2, InOut: 3 } as const;
 export type Io = typeof Io[keyof typeof Io];
@@ -48,9 +47,12 @@ export class WasmEngine {
   /** Byte offset of the pool's control block. */
   readonly ctrl: number;
 
+  /** Whether the loaded module is the relaxed-SIMD FMA build (it says so itself). */
+  readonly fma: boolean;
+
   private constructor(readonly memory: WebAssembly.Memory, readonly exports: WebAssembly.Exports,
-    readonly fma: boolean, readonly threads: number, maxPages: number, canBlock: boolean,
-    private readonly forceParallel: boolean) {
+    readonly threads: number, maxPages: number, canBlock: boolean, private readonly forceParallel: boolean) {
+    this.fma = (exports.hasFma as () => number)() === 1;
     this.sab = memory.buffer;
     this.bufs.add(this.sab);
     const base = (exports.heapBase as () => number)();
@@ -67,18 +69,18 @@ export class WasmEngine {
     const platform = opts.platform ?? await defaultPlatform();
     const threads = Math.max(1, Math.floor(opts.threads ?? Math.min(platform.cpuCount, MAX_THREADS)));
     const maxPages = Math.min(65536, Math.max(64, Math.floor((opts.memoryMB ?? 4096) * 16)));
-    let bytes: Uint8Array<ArrayBuffer> | null = null, fma = false;
+    let bytes: Uint8Array<ArrayBuffer> | null = null;
     if (opts.fma !== false) {
       platform.enableRelaxedSimd();
       const b = await platform.loadKernels(true);
-      if (WebAssembly.validate(b)) { bytes = b; fma = true; }
+      if (WebAssembly.validate(b)) bytes = b;
       else if (opts.fma === true) throw new QkdError('E_UNSUPPORTED', 'wasm backend: this host rejects relaxed SIMD (fma: true)');
     }
     bytes ??= await platform.loadKernels(false);
     const module = await WebAssembly.compile(bytes);
     const memory = new WebAssembly.Memory({ initial: Math.min(512, maxPages), maximum: maxPages, shared: true });
     const ex = instantiateKernels(module, memory);
-    const engine = new WasmEngine(memory, ex, fma, threads, maxPages, platform.canBlock, opts.forceParallel === true);
+    const engine = new WasmEngine(memory, ex, threads, maxPages, platform.canBlock, opts.forceParallel === true);
     const started = await Promise.allSettled(Array.from({ length: threads - 1 }, (_, i) =>
       platform.spawnWorker({ module, memory, ctrl: engine.ctrl, tid: i + 1 })));
     const workers = started.flatMap((r) => r.status === 'fulfilled' ? [r.value] : []);
