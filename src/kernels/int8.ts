@@ -10,10 +10,10 @@
  * - Activations are (N, I) row-major, N = B·T tokens. Quantized activations have one float32 scale per
  *   token row (dynamic per-token max-abs quantization, src/quant quantizeTokens).
  * - Outputs y (N, O) are overwritten, never accumulated into. bias (O) is optional.
- * - Float buffers (y, x, xScale, scales, bias) may live in the float Backend's memory (backend.alloc);
- *   integer buffers an implementation reads on its hot path (Wq, xq, index arrays of the sparse
- *   formats) should come from this interface's allocI8 / allocI32 so that an implementation with its
- *   own memory (WebAssembly) can reach them. The reference accepts any typed array.
+ * - Float buffers (y, x, xScale, wScale/scale, bias) come from the float Backend in use (backend.alloc:
+ *   with the wasm backend they live in its shared memory); integer buffers (Wq, xq, the index arrays of
+ *   the sparse formats) come from this interface's allocI8 / allocI32, so that an implementation with
+ *   its own memory (WebAssembly) can reach them. The reference accepts any typed array.
  *
  * Exact semantics of the int8 x int8 products (gemmI8, gemmBlockI8, gemmCsrI8): for each (n, o)
  *   acc   = Σ_i xq[n,i] · Wq[o,i]                 exact, in int32 (any order: integer sums are exact;
@@ -92,6 +92,8 @@ export type Int8Format = Int8Matrix['format'];
 export interface Int8Kernels {
   /** Implementation name, e.g. 'ts' or 'wasm'. */
   readonly name: string;
+  /** This implementation's measured format rule (default FORMAT_RULE); the runtime re-packs to it. */
+  readonly formatRule?: FormatRule;
 
   /** A zero-filled Int8Array of n elements that the kernels can read (weights, quantized activations). */
   allocI8(n: number): Int8Array;
@@ -163,23 +165,31 @@ export interface SparsityStats {
   nonEmptyBlocks: number;
 }
 
-/**
- * Per-matrix storage/kernel format. The thresholds come from measurements of the kernels at batch 1
- * and 16 (docs/export-format.md, "Choosing a format"); they are exported so tests and the export
- * can name them.
- */
-export const FORMAT_RULE = {
-  /** Use the block format when at most this fraction of the k-blocks holds a nonzero. */
-  maxBlockFill: 0.5,
-  /** Use CSR when at most this fraction of the weights is nonzero (and blocks do not apply). */
-  maxCsrDensity: 0.3,
-} as const;
+/** Thresholds of the per-matrix format rule. */
+export interface FormatRule {
+  /** Use the 1 x k block format when at most this fraction of the aligned k-blocks holds a nonzero. */
+  readonly maxBlockFill: number;
+  /** Otherwise use CSR when at most this fraction of the weights is nonzero. */
+  readonly maxCsrDensity: number;
+}
 
-export function chooseFormat(s: SparsityStats): Int8Format {
+/**
+ * The default rule, measured with the plain-TS kernels on the anchor student's shapes
+ * (384x128, 128x384, 128x128, 2048x128; batch 1 and 16; docs/export-format.md "Choosing a format"):
+ * CSR and 1 x k blocks run at about the same speed per stored value and beat dense below ~50%
+ * density (2x at 30%, 4-6x at 10%). The block limit 0.5 is that break-even; the CSR limit 0.3 also
+ * keeps CSR smaller on disk than dense (3 bytes per nonzero vs 1 byte per weight). A SIMD
+ * implementation whose dense kernel is much faster than its scalar CSR kernel sets its own rule
+ * (Int8Kernels.formatRule), and the runtime re-packs matrices at load to follow it.
+ */
+export const FORMAT_RULE: FormatRule = Object.freeze({ maxBlockFill: 0.5, maxCsrDensity: 0.3 });
+
+/** dense when sparsity is low or blocks are mostly non-empty, block or CSR otherwise (see FORMAT_RULE). */
+export function chooseFormat(s: SparsityStats, rule: FormatRule = FORMAT_RULE): Int8Format {
   const cells = s.O * s.I;
   if (cells === 0) return 'dense';
-  if (s.k > 1 && s.I % s.k === 0 && s.nonEmptyBlocks / (cells / s.k) <= FORMAT_RULE.maxBlockFill) return 'block';
-  if (s.nnz / cells <= FORMAT_RULE.maxCsrDensity) return 'csr';
+  if (s.k > 1 && s.I % s.k === 0 && s.nonEmptyBlocks / (cells / s.k) <= rule.maxBlockFill) return 'block';
+  if (s.nnz / cells <= rule.maxCsrDensity) return 'csr';
   return 'dense';
 }
 

@@ -2,9 +2,22 @@
  * Autoregressive generation with a KV cache: one prefill pass over the prompt, then one position per
  * step. Greedy or sampled (temperature, top-k, top-p, repetition penalty, seeded). Browser-safe.
  */
-import type { Transformer } from '../model/transformer.js';
-import { freeKVCache } from '../model/activations.js';
+import type { Backend } from '../kernels/backend.js';
+import type { ModelConfig } from '../model/config.js';
+import type { ForwardOptions } from '../model/transformer.js';
+import { freeKVCache, type KVCache } from '../model/activations.js';
 import { QkdError } from '../tensor/errors.js';
+
+/**
+ * What generation and evaluation need from a model: the float Transformer and the int8 runtime
+ * (Int8Transformer) both provide it. forward returns logits (B·T, V), a view valid until the next call.
+ */
+export interface CausalLM {
+  readonly config: ModelConfig;
+  readonly backend: Backend;
+  forward(ids: ArrayLike<number>, B: number, T: number, opt?: ForwardOptions): Float32Array;
+  newCache(B: number, maxT?: number): KVCache;
+}
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -62,7 +75,7 @@ export function pickToken(logits: Float32Array, history: number[], o: GenerateOp
 }
 
 /** Streams generated token ids (the prompt is not repeated). */
-export function* generateIds(model: Transformer, prompt: number[], o: GenerateOptions = {}): Generator<number> {
+export function* generateIds(model: CausalLM, prompt: number[], o: GenerateOptions = {}): Generator<number> {
   if (prompt.length === 0) throw new QkdError('E_INPUT', 'generate: the prompt is empty (no tokens)');
   const maxNew = o.maxNewTokens ?? 64, V = model.config.vocabSize;
   const total = Math.min(model.config.maxPos, prompt.length + maxNew);
@@ -87,6 +100,52 @@ export function* generateIds(model: Transformer, prompt: number[], o: GenerateOp
   }
 }
 
-export function generate(model: Transformer, prompt: number[], o: GenerateOptions = {}): number[] {
+export function generate(model: CausalLM, prompt: number[], o: GenerateOptions = {}): number[] {
   return [...generateIds(model, prompt, o)];
+}
+
+/** What stream() needs of a tokenizer (QkdTokenizer fits). */
+export interface StreamTokenizer {
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  readonly eosId?: number | undefined;
+}
+
+export interface StreamOptions extends GenerateOptions {
+  /** Also stop at the tokenizer's end-of-text id (default true). */
+  stopAtEos?: boolean;
+  /** Ends the stream early (checked before each token). */
+  signal?: AbortSignal;
+}
+
+/** One streamed token: its id and the text it completes (may be '' while a multi-byte character is split). */
+export interface StreamToken { id: number; text: string }
+
+/**
+ * Streams the continuation of `prompt` token by token as an async iterator. Concatenating the `text`
+ * fields gives the decoded continuation; a token that ends inside a multi-byte character yields ''
+ * and its text arrives with the token that completes it. A stop token (stopIds, or the tokenizer's
+ * end-of-text when stopAtEos) ends the stream and is not yielded. If the stream ends inside a
+ * multi-byte character, a last item { id: -1, text } carries the held-back text (U+FFFD). Same seed,
+ * same tokens.
+ */
+export async function* stream(model: CausalLM, tokenizer: StreamTokenizer, prompt: string | number[],
+  o: StreamOptions = {}): AsyncGenerator<StreamToken> {
+  const ids = typeof prompt === 'string' ? tokenizer.encode(prompt) : prompt;
+  const stop = new Set(o.stopIds ?? []);
+  if ((o.stopAtEos ?? true) && tokenizer.eosId !== undefined) stop.add(tokenizer.eosId);
+  const out: number[] = [];
+  let printed = '';
+  for (const id of generateIds(model, ids, { ...o, stopIds: [...stop] })) {
+    if (o.signal?.aborted || stop.has(id)) return;
+    out.push(id);
+    const text = tokenizer.decode(out);
+    // hold back a trailing replacement character: the rest of its bytes may come with the next token
+    const ready = text.endsWith('\uFFFD') ? printed : text;
+    yield { id, text: ready.slice(printed.length) };
+    printed = ready;
+    await null; // let the consumer's other tasks run between tokens
+  }
+  const rest = tokenizer.decode(out).slice(printed.length);
+  if (rest) yield { id: -1, text: rest };
 }

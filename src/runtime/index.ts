@@ -4,7 +4,15 @@
  */
 export { Transformer, type WeightSource, type ForwardOptions } from '../model/transformer.js';
 export { makeModelConfig, type ModelConfig } from '../model/config.js';
-export { generate, generateIds, pickToken, rng, type GenerateOptions } from './generate.js';
+export {
+  generate, generateIds, pickToken, rng, stream, type CausalLM, type GenerateOptions, type StreamOptions, type StreamToken,
+  type StreamTokenizer,
+} from './generate.js';
+export { Int8Transformer, type Int8ModelOptions } from './int8-model.js';
+export { parseExport, type ExportFiles, type LoadedExport } from '../io/export-read.js';
+export { EXPORT_FORMAT, EXPORT_VERSION, EXPORT_FILES } from '../io/export-format.js';
+export { TsInt8Kernels } from '../kernels/ts/int8.js';
+export type { Int8Kernels, Int8Matrix, FormatRule } from '../kernels/int8.js';
 export { tokenizerFromJson, type QkdTokenizer } from '../data/tokenizer.js';
 export { TsBackend } from '../kernels/ts/backend.js';
 export type { Backend } from '../kernels/backend.js';

@@ -1,0 +1,168 @@
+/**
+ * `qkd export` (default format "qkd-int8", docs/export-format.md): a distilled student (or a float
+ * model, post-training quantized) -> a compact directory of int8 / packed int4 weights, per-row scales
+ * and sparse structure; and `loadExport`, which reads one back from disk (Node). The format itself,
+ * its encoder and its validating reader are browser-safe (export-format.ts, export-read.ts).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { chooseFormat, denseToBlock, denseToCsr, sparsityStats, type Int8Format, type Int8Kernels, type Int8Matrix } from '../kernels/int8.js';
+import { paramLayout, type ModelConfig } from '../model/config.js';
+import { dequantizeRows, quantizeRows, rowScalesMaxAbs } from '../quant/quantize.js';
+import { QkdError } from '../tensor/errors.js';
+import { writeDirAtomic } from './atomic.js';
+import { loadHfModel } from './hf.js';
+import { readSafetensors } from './safetensors.js';
+import { EMBED_RE, encodeExport, EXPORT_FILES, LINEAR_RE, type ExportContent, type QuantMatrix } from './export-format.js';
+import { parseExport, type LoadedExport } from './export-read.js';
+
+export { EXPORT_FORMAT, EXPORT_VERSION, EXPORT_FILES } from './export-format.js';
+export type { LoadedExport } from './export-read.js';
+
+export interface ExportOptions {
+  /** Storage format of every linear layer: 'auto' (default) applies chooseFormat per matrix. */
+  format?: 'auto' | Int8Format;
+  /** Block width for the block format (default: the student's trained block, else 16). */
+  block?: number;
+}
+
+export interface ExportResult {
+  out: string;
+  config: ModelConfig;
+  /** Bytes per file, and in all. */
+  files: Record<string, number>;
+  bytes: number;
+  params: number;
+  /** 8 · bytes on disk / parameters. */
+  bitsPerParam: number;
+  formats: Record<string, Int8Format>;
+  warnings: string[];
+}
+
+/** A run directory (holding model/) or a model directory -> the model directory. */
+export function resolveModelDir(dir: string): string {
+  const inner = join(dir, 'model');
+  if (!existsSync(join(dir, 'model.safetensors')) && existsSync(join(inner, 'config.json'))) return inner;
+  return dir;
+}
+
+/** True when `dir` holds a qkd-int8 export (config.json with a quantization block of our format). */
+export function isExportDir(dir: string): boolean {
+  const p = join(dir, EXPORT_FILES.config);
+  if (!existsSync(p)) return false;
+  try {
+    const q = (JSON.parse(readFileSync(p, 'utf8')) as { quantization?: { format?: unknown } }).quantization;
+    return q?.format === 'qkd-int8';
+  } catch {
+    return false;
+  }
+}
+
+function readScales(dir: string): Map<string, Float32Array> | null {
+  const p = join(dir, 'quant_scales.safetensors');
+  if (!existsSync(p)) return null;
+  const f = readSafetensors(p);
+  return new Map([...f.tensors.keys()].map((k) => [k, f.getF32(k)]));
+}
+
+/** Quantizes w (rows, cols) with the given scales and checks that it was exactly on that grid. */
+function quantizeOnGrid(name: string, w: Float32Array, scale: Float32Array, rows: number, cols: number, bits: number, dir: string): Int8Array {
+  const q = new Int8Array(w.length), back = new Float32Array(w.length);
+  quantizeRows(q, w, scale, rows, cols, bits);
+  dequantizeRows(back, q, scale, rows, cols);
+  for (let i = 0; i < w.length; i++) {
+    if (back[i] !== w[i]) {
+      const r = Math.floor(i / cols);
+      throw new QkdError('E_INPUT', `${dir}: the model is not a quantized student: ${name}[${r}, ${i % cols}] = ${w[i]} is not on the ${bits}-bit grid of its row scale ${scale[r]}`);
+    }
+  }
+  return q;
+}
+
+function pickFormat(q: Int8Array, O: number, I: number, k: number, opt: ExportOptions['format']): Int8Format {
+  if (opt && opt !== 'auto') return opt;
+  return chooseFormat(sparsityStats(q, O, I, k));
+}
+
+function toMatrix(fmt: Int8Format, q: Int8Array, scale: Float32Array, O: number, I: number, k: number): Int8Matrix {
+  if (fmt === 'block') {
+    if (!(k >= 1 && I % k === 0)) throw new QkdError('E_CONFIG', `export: block width ${k} does not divide the input dim ${I}`);
+    return denseToBlock(q, scale, O, I, k);
+  }
+  return fmt === 'csr' ? denseToCsr(q, scale, O, I) : { format: 'dense', O, I, values: q, scale };
+}
+
+/** The model's quantized matrices and float tensors, as the export stores them. */
+function buildContent(dir: string, opts: ExportOptions, warnings: string[]): ExportContent {
+  const hf = loadHfModel(dir);
+  warnings.push(...hf.warnings);
+  const c = hf.config, cq = c.quant, ptq = cq === null;
+  if (ptq) warnings.push(`${dir}: a float model (no "quant" in its config): exporting with max-abs int8 post-training quantization, which changes its outputs`);
+  const bits = cq?.bits ?? 8, embedBits = ptq ? 8 : cq.embedBits, actBits = cq?.actBits ?? 0;
+  const saved = ptq ? null : readScales(dir);
+  if (!ptq && cq.scheme === 'lsq' && !saved) {
+    throw new QkdError('E_MISSING', `${dir}: quant_scales.safetensors is missing: a student trained with learned (LSQ) scales needs it`);
+  }
+  const k = opts.block ?? (c.sparsity?.granularity === 'block' ? c.sparsity.block : 16);
+  const matrices = new Map<string, QuantMatrix>(), floats = new Map<string, Float32Array>();
+  for (const p of paramLayout(c)) {
+    const w = hf.tensors.get(p.name)!;
+    const b = LINEAR_RE.test(p.name) ? bits : EMBED_RE.test(p.name) ? embedBits : 0;
+    if (b === 0) { floats.set(p.name, w); continue; }
+    const [O, I] = p.shape;
+    let scale = saved?.get(`${p.name}_scale`);
+    if (scale && scale.length !== O) throw new QkdError('E_SHAPE', `${dir}/quant_scales.safetensors: ${p.name}_scale has ${scale.length} scales, ${p.name} has ${O} rows`);
+    if (!scale) { scale = new Float32Array(O); rowScalesMaxAbs(scale, w, O, I, b); }
+    const q = ptq ? (() => { const t = new Int8Array(w.length); quantizeRows(t, w, scale, O, I, b); return t; })()
+      : quantizeOnGrid(p.name, w, scale, O, I, b, dir);
+    const fmt = LINEAR_RE.test(p.name) ? pickFormat(q, O, I, k, opts.format) : 'dense';
+    matrices.set(p.name, { matrix: toMatrix(fmt, q, scale, O, I, k), bits: b });
+  }
+  const tokPath = join(dir, EXPORT_FILES.tokenizer);
+  const tokenizer = existsSync(tokPath) ? new Uint8Array(readFileSync(tokPath)) : undefined;
+  if (!tokenizer) warnings.push(`${dir}: no tokenizer.json; the export will have none (pass --tokenizer to eval/generate)`);
+  return {
+    config: c, matrices, floats, tokenizer,
+    quant: {
+      bits, embedBits, source: ptq ? 'ptq' : 'qat', scales: ptq ? 'ptq-maxabs' : cq.scheme,
+      activations: actBits > 0 ? { mode: 'dynamic-per-token', bits: actBits } : { mode: 'none' },
+    },
+  };
+}
+
+/** Writes the export of the model in `modelDir` (or a run directory's model/) to `outDir`, atomically. */
+export function exportStudent(modelDir: string, outDir: string, opts: ExportOptions = {}): ExportResult {
+  const dir = resolveModelDir(modelDir), warnings: string[] = [];
+  const content = buildContent(dir, opts, warnings);
+  const files = encodeExport(content);
+  writeDirAtomic(outDir, files);
+  const sizes: Record<string, number> = {};
+  for (const [n, d] of Object.entries(files)) sizes[n] = typeof d === 'string' ? Buffer.byteLength(d) : d.length;
+  const bytes = Object.values(sizes).reduce((a, b) => a + b, 0);
+  const params = paramLayout(content.config).reduce((s, p) => s + p.size, 0);
+  const formats: Record<string, Int8Format> = {};
+  for (const [n, m] of content.matrices) formats[n] = m.matrix.format;
+  return { out: outDir, config: content.config, files: sizes, bytes, params, bitsPerParam: (8 * bytes) / params, formats, warnings };
+}
+
+function readBytes(path: string, required: boolean): Uint8Array | undefined {
+  if (!existsSync(path)) {
+    if (required) throw new QkdError('E_MISSING', `${path}: not found (not a qkd-int8 export directory?)`);
+    return undefined;
+  }
+  if (!statSync(path).isFile()) throw new QkdError('E_INPUT', `${path}: not a regular file`);
+  return new Uint8Array(readFileSync(path));
+}
+
+/** Reads and validates an export directory. `alloc` places integer arrays in kernel memory. */
+export function loadExport(dir: string, alloc?: Pick<Int8Kernels, 'allocI8' | 'allocI32'>): LoadedExport {
+  const config = readBytes(join(dir, EXPORT_FILES.config), true)!;
+  const model = readBytes(join(dir, EXPORT_FILES.model), true)!;
+  const tokenizer = readBytes(join(dir, EXPORT_FILES.tokenizer), false);
+  try {
+    return parseExport({ config, model, tokenizer }, alloc);
+  } catch (e) {
+    if (e instanceof QkdError) throw new QkdError(e.code, `${dir}/${e.message}`, { cause: e });
+    throw e;
+  }
+}
