@@ -6,6 +6,10 @@ import { loadTokenizer } from '../data/tokenizer-node.js';
 import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../model/load.js';
+import type { Transformer } from '../model/transformer.js';
+import { isExportDir, loadExport } from '../io/export.js';
+import { Int8Transformer } from '../runtime/int8-model.js';
+import type { CausalLM } from '../runtime/generate.js';
 import { loadHfModel } from '../io/hf.js';
 import { paramLayout } from '../model/config.js';
 import { compressionReport, readSavedScales } from '../eval/compression.js';
@@ -13,12 +17,21 @@ import { generateIds } from '../runtime/generate.js';
 import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, parseIds, progress, warn, type BackendFlags } from './common.js';
 
-async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: ReturnType<typeof loadModel>) => Promise<T> | T): Promise<T> {
+/** A float model directory (Transformer) or a qkd-int8 export (Int8Transformer, integer kernels). */
+async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: { model: CausalLM }) => Promise<T> | T): Promise<T> {
   const be = await openBackend(flags);
   try {
-    const loaded = loadModel(dir, be);
-    for (const w of loaded.warnings) warn(w);
-    try { return await fn(loaded); } finally { loaded.model.dispose(); }
+    let model: CausalLM & { dispose(): void };
+    if (isExportDir(dir)) {
+      const loaded = loadExport(dir);
+      for (const w of loaded.warnings) warn(w);
+      model = new Int8Transformer(be, loaded);
+    } else {
+      const loaded = loadModel(dir, be);
+      for (const w of loaded.warnings) warn(w);
+      model = loaded.model;
+    }
+    try { return await fn({ model }); } finally { model.dispose(); }
   } finally {
     await be.dispose();
   }
@@ -37,7 +50,7 @@ function readText(path: string): string {
 export function registerInfer(program: Command): void {
   addBackendOptions(program.command('eval')
     .description('perplexity / top-1 of a model on a text file (fixture protocol: non-overlapping windows)')
-    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
+    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json) or a qkd-int8 export')
     .requiredOption('--text <file>', 'UTF-8 text file')
     .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--context <n>', 'window length in tokens', intFlag('--context', 2), 256)
@@ -53,7 +66,8 @@ export function registerInfer(program: Command): void {
         }
         const bar = progress('eval', ' windows');
         const t0 = performance.now();
-        const r = evaluate(model, ids, { context: o.context, batch: o.batch, onProgress: (d, t) => bar.update(d, t) });
+        // evaluate only uses the CausalLM members (config, backend, forward)
+        const r = evaluate(model as Transformer, ids, { context: o.context, batch: o.batch, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const secs = (performance.now() - t0) / 1000;
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
@@ -66,7 +80,7 @@ export function registerInfer(program: Command): void {
 
   addBackendOptions(program.command('logits')
     .description('raw little-endian float32 logits, shape [number of ids, vocab], for one sequence of ids')
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir>', 'model directory or a qkd-int8 export')
     .requiredOption('--ids <list>', 'comma-separated token ids')
     .requiredOption('--out <file>', 'output file'))
     .action(async (o) => {
@@ -81,7 +95,7 @@ export function registerInfer(program: Command): void {
 
   addBackendOptions(program.command('generate')
     .description('continue a prompt; prints the text')
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir>', 'model directory or a qkd-int8 export')
     .requiredOption('--prompt <text>', 'prompt text')
     .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 1), 64)

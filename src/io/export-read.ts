@@ -192,12 +192,12 @@ function readFloat(tk: TensorTaker, p: ParamSpec): Float32Array {
 
 /** Parses and validates an export held in memory. `alloc` places integer arrays in kernel memory. */
 export function parseExport(files: ExportFiles, alloc: Alloc = plain): LoadedExport {
+  const { config, q, warnings } = parseConfig(files.config);
   const { tensors, metadata } = decodeSt(MF, files.model);
   if (metadata.format !== EXPORT_FORMAT) fail(MF, `__metadata__.format is ${JSON.stringify(metadata.format)}, expected "${EXPORT_FORMAT}"`);
   if (metadata.version !== String(EXPORT_VERSION)) {
     throw new QkdError('E_UNSUPPORTED', `${MF}: __metadata__.version ${JSON.stringify(metadata.version)} is not supported (expected "${EXPORT_VERSION}")`);
   }
-  const { config, q, warnings } = parseConfig(files.config);
   if (configChecksum(config, q) !== metadata.config_crc32) {
     fail(CF, `contents do not match the checksum recorded in ${MF} (__metadata__.config_crc32): edited or corrupt`);
   }
