@@ -112,10 +112,14 @@ export function decodeSt(file: string, bytes: Uint8Array): { tensors: Map<string
     tensors.set(name, { dtype: dtype as StDtype, shape: [...(shape as number[])], bytes: tb });
     if (b1 > b0) ranges.push([b0, b1, name]);
   }
+  // the tensors tile the data buffer exactly: no overlaps, no gaps, nothing after the last one
   ranges.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i][0] < ranges[i - 1][1]) bad(`tensors "${ranges[i - 1][2]}" and "${ranges[i][2]}" overlap`);
+  let end = 0;
+  for (const [b0, b1, name] of ranges) {
+    if (b0 !== end) bad(`tensor "${name}" starts at byte ${b0} of the data buffer, expected ${end} (${b0 < end ? 'overlap' : 'gap'})`);
+    end = b1;
   }
+  if (end !== dataLen) bad(`${dataLen - end} bytes after the last tensor (appended data or a bad header)`);
   for (const k of Object.keys(metadata)) {
     if (k.startsWith(CRC_PREFIX) && !tensors.has(k.slice(CRC_PREFIX.length))) bad(`__metadata__.${k}: no such tensor (missing from the header)`);
   }
