@@ -24,7 +24,8 @@ import { resolveModel } from '../train/config.js';
 import { AdamW } from '../train/optim.js';
 import { RunDir } from '../train/run.js';
 import { lrAt } from '../train/schedule.js';
-import { testSignal, type TrainHooks, type TrainSummary } from '../train/trainer.js';
+import { runLoop } from '../train/loop.js';
+import type { TrainHooks, TrainSummary } from '../train/trainer.js';
 import { compressedConfig, CompressedWeights } from './compress.js';
 import type { DistillConfig } from './config.js';
 import { distillLoss, type TeacherDist } from './loss.js';
@@ -78,16 +79,16 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
     info(`resumed at step ${step} of ${steps}`);
   }
   const savedConfig = compressedConfig(student.config, cfg);
-  const checkpoint = () => saveCheckpoint(run.checkpointDir,
+  const checkpoint = (done: number) => saveCheckpoint(run.checkpointDir,
     { params: student.params.data, adam_m: opt.m, adam_v: opt.v, ...comp.stateBuffers() },
-    { step, sampler: sampler.state(), best, bestStep });
+    { step: done, sampler: sampler.state(), best, bestStep });
   const evalIds = cfg.evalWindows > 0 ? data.valid.subarray(0, cfg.evalWindows * cfg.evalContext) : data.valid;
-  const doEval = () => {
+  const evaluateAt = (done: number) => {
     comp.refresh();
     const r = evaluate(student, evalIds, { context: cfg.evalContext });
     const isBest = best === null || r.nll < best.nll;
     if (isBest) {
-      best = r; bestStep = step;
+      best = r; bestStep = done;
       const scales = comp.scaleMap();
       saveHfModel(run.modelDir, savedConfig, comp.effectiveMap(), {
         files: {
@@ -96,64 +97,46 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
         },
       });
     }
-    run.log({ step, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
-    hooks.onEval?.({ step, result: r, best: isBest });
+    run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
+    hooks.onEval?.({ step: done, result: r, best: isBest });
   };
-  run.trapSignals();
-  const t0 = performance.now(), nMicro = cfg.batch / cfg.microBatch;
-  let lastLoss = NaN, evaluatedAt = -1;
+  const nMicro = cfg.batch / cfg.microBatch;
+  const distillStep = (s: number) => {
+    const lr = lrAt(s, { ...cfg, steps });
+    if (prune && isMaskUpdateStep(s, prune)) comp.updateMasks(sparsityAt(s, prune));
+    comp.refresh();
+    student.params.zeroGrad();
+    comp.zeroScaleGrad();
+    const m = { loss: 0, ce: 0, kl: 0, entropy: 0 };
+    for (let k = 0; k < nMicro; k++) {
+      const { x, y, ids } = sampler.next();
+      // alpha = 1 is label-only training: the teacher is not consulted
+      const teacher: TeacherDist | null = cfg.alpha < 1 ? teacherSrc.batch(x, ids, cfg.microBatch, cfg.context) : null;
+      const logits = student.forward(x, cfg.microBatch, cfg.context);
+      const g = student.grads(), dLogits = g.dLogitsBuffer();
+      const r = distillLoss(be, logits, y, teacher, cfg, dLogits, 1 / nMicro);
+      g.backward(dLogits);
+      m.loss += r.loss / nMicro; m.ce += r.ce / nMicro; m.kl += r.kl / nMicro; m.entropy += r.entropy / nMicro;
+    }
+    comp.afterBackward();
+    let sq = be.sumSquares(student.params.grad, n);
+    if (comp.scaleStore) sq += be.sumSquares(comp.scaleStore.grad, comp.scaleStore.size);
+    const norm = Math.sqrt(sq), clip = cfg.clip > 0 ? Math.min(1, cfg.clip / (norm + 1e-6)) : 1;
+    opt.update(lr, clip);
+    comp.scaleOpt?.update(lr * (cfg.quant?.scaleLrRatio ?? 1), clip);
+    comp.afterStep();
+    return { ...m, lr, grad_norm: norm, ...(prune ? { sparsity: sparsityAt(s, prune) } : {}) };
+  };
+  const t0 = performance.now();
   try {
-    while (step < steps && !run.stopRequested) {
-      const ts = performance.now(), lr = lrAt(step, { ...cfg, steps });
-      if (prune && isMaskUpdateStep(step, prune)) comp.updateMasks(sparsityAt(step, prune));
-      comp.refresh();
-      student.params.zeroGrad();
-      comp.zeroScaleGrad();
-      let loss = 0;
-      const parts = { ce: 0, kl: 0, entropy: 0 };
-      for (let k = 0; k < nMicro; k++) {
-        const { x, y, ids } = sampler.next();
-        // alpha = 1 is label-only training: the teacher is not consulted
-        const teacher: TeacherDist | null = cfg.alpha < 1 ? teacherSrc.batch(x, ids, cfg.microBatch, cfg.context) : null;
-        const logits = student.forward(x, cfg.microBatch, cfg.context);
-        const g = student.grads(), dLogits = g.dLogitsBuffer();
-        const r = distillLoss(be, logits, y, teacher, cfg, dLogits, 1 / nMicro);
-        g.backward(dLogits);
-        loss += r.loss / nMicro; parts.ce += r.ce / nMicro; parts.kl += r.kl / nMicro; parts.entropy += r.entropy / nMicro;
-      }
-      comp.afterBackward();
-      let sq = be.sumSquares(student.params.grad, n);
-      if (comp.scaleStore) sq += be.sumSquares(comp.scaleStore.grad, comp.scaleStore.size);
-      const norm = Math.sqrt(sq), clip = cfg.clip > 0 ? Math.min(1, cfg.clip / (norm + 1e-6)) : 1;
-      opt.update(lr, clip);
-      comp.scaleOpt?.update(lr * (cfg.quant?.scaleLrRatio ?? 1), clip);
-      comp.afterStep();
-      step++;
-      lastLoss = loss;
-      const tps = (cfg.batch * cfg.context) / ((performance.now() - ts) / 1000);
-      run.log({ step, loss, ...parts, lr, grad_norm: norm, tokens_per_s: Math.round(tps),
-        ...(prune ? { sparsity: sparsityAt(step - 1, prune) } : {}) });
-      hooks.onStep?.({ step, steps, loss, lr, tokensPerSec: tps });
-      testSignal(step);
-      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) { doEval(); evaluatedAt = step; }
-      if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0) checkpoint();
-      await new Promise((r) => setImmediate(r));
-    }
-    if (run.stopRequested) {
-      checkpoint();
-      info(`${run.stopRequested}: checkpoint saved at step ${step}; continue with --resume`);
-    } else {
-      if (evaluatedAt !== step) doEval();
-      checkpoint();
-    }
+    const r = await runLoop({ run, steps, startStep: step, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery,
+      tokensPerStep: cfg.batch * cfg.context, step: distillStep, evaluate: evaluateAt, checkpoint, onStep: hooks.onStep, info });
+    return { steps: r.steps, lastLoss: r.lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
+      interrupted: r.interrupted, modelDir: run.modelDir, sparsity: comp.sparsities() };
   } finally {
-    run.releaseSignals();
     teacherSrc.dispose();
+    comp.dispose(); opt.dispose(); student.dispose();
   }
-  const sparsity = comp.sparsities();
-  comp.dispose(); opt.dispose(); student.dispose();
-  return { steps: step, lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
-    interrupted: run.stopRequested, modelDir: run.modelDir, sparsity };
 }
 
 function encodeScales(scales: Map<string, Float32Array>): Uint8Array {

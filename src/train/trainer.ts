@@ -22,6 +22,7 @@ import { resolveModel, type TrainConfig } from './config.js';
 import { AdamW, clipFactor } from './optim.js';
 import { RunDir } from './run.js';
 import { lrAt } from './schedule.js';
+import { runLoop } from './loop.js';
 
 export interface TrainHooks {
   /** Called after every step. */
@@ -76,72 +77,46 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
     run.truncateMetrics(step);
     info(`resumed at step ${step} of ${cfg.steps}`);
   }
-  const checkpoint = () => saveCheckpoint(run.checkpointDir,
+  const checkpoint = (done: number) => saveCheckpoint(run.checkpointDir,
     { params: model.params.data, adam_m: opt.m, adam_v: opt.v },
-    { step, sampler: sampler.state(), best, bestStep });
+    { step: done, sampler: sampler.state(), best, bestStep });
   const evalWindows = cfg.evalWindows > 0 ? cfg.evalWindows * cfg.evalContext : data.valid.length;
   const validIds = data.valid.subarray(0, Math.min(data.valid.length, evalWindows));
-  const doEval = () => {
+  const evaluateAt = (done: number) => {
     const r = evaluate(model, validIds, { context: cfg.evalContext });
     const isBest = best === null || r.nll < best.nll;
     if (isBest) {
-      best = r; bestStep = step;
+      best = r; bestStep = done;
       saveHfModel(run.modelDir, mc, model.params.toMap(), { dtype: cfg.saveDtype, files: { 'tokenizer.json': JSON.stringify(tok.json) } });
     }
-    run.log({ step, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
-    hooks.onEval?.({ step, result: r, best: isBest });
+    run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
+    hooks.onEval?.({ step: done, result: r, best: isBest });
   };
-  run.trapSignals();
-  const t0 = performance.now(), nMicro = cfg.batch / cfg.microBatch;
-  let lastLoss = NaN, tokens = 0, evaluatedAt = -1;
+  const nMicro = cfg.batch / cfg.microBatch;
+  const trainStep = (s: number) => {
+    const lr = lrAt(s, cfg);
+    model.params.zeroGrad();
+    let loss = 0;
+    for (let k = 0; k < nMicro; k++) {
+      const { x, y } = sampler.next();
+      model.forward(x, cfg.microBatch, cfg.context);
+      loss += model.crossEntropy(y, true, 1 / nMicro) / nMicro;
+    }
+    const { norm, scale } = clipFactor(be, model.params.grad, cfg.clip);
+    opt.update(lr, scale);
+    return { loss, lr, grad_norm: norm };
+  };
+  const t0 = performance.now();
   try {
-    while (step < cfg.steps && !run.stopRequested) {
-      const lr = lrAt(step, cfg), ts = performance.now();
-      model.params.zeroGrad();
-      let loss = 0;
-      for (let k = 0; k < nMicro; k++) {
-        const { x, y } = sampler.next();
-        model.forward(x, cfg.microBatch, cfg.context);
-        loss += model.crossEntropy(y, true, 1 / nMicro) / nMicro;
-      }
-      const { norm, scale } = clipFactor(be, model.params.grad, cfg.clip);
-      opt.update(lr, scale);
-      step++;
-      lastLoss = loss;
-      tokens += cfg.batch * cfg.context;
-      const tps = (cfg.batch * cfg.context) / ((performance.now() - ts) / 1000);
-      run.log({ step, loss, lr, grad_norm: norm, tokens_per_s: Math.round(tps) });
-      hooks.onStep?.({ step, steps: cfg.steps, loss, lr, tokensPerSec: tps });
-      testSignal(step);
-      if (cfg.evalEvery > 0 && step % cfg.evalEvery === 0) { doEval(); evaluatedAt = step; }
-      if (cfg.checkpointEvery > 0 && step % cfg.checkpointEvery === 0) checkpoint();
-      await new Promise((r) => setImmediate(r)); // let signal handlers run
-    }
-    if (run.stopRequested) {
-      checkpoint();
-      info(`${run.stopRequested}: checkpoint saved at step ${step}; continue with --resume`);
-    } else {
-      if (evaluatedAt !== step) doEval();
-      checkpoint();
-    }
+    const r = await runLoop({ run, steps: cfg.steps, startStep: step, evalEvery: cfg.evalEvery,
+      checkpointEvery: cfg.checkpointEvery, tokensPerStep: cfg.batch * cfg.context, step: trainStep,
+      evaluate: evaluateAt, checkpoint, onStep: hooks.onStep, info });
+    return { steps: r.steps, lastLoss: r.lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
+      interrupted: r.interrupted, modelDir: run.modelDir };
   } finally {
-    run.releaseSignals();
     opt.dispose();
     model.dispose();
   }
-  return { steps: step, lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
-    interrupted: run.stopRequested, modelDir: run.modelDir };
-}
-
-/**
- * Test hook for the kill-and-resume tests: QKD_TEST_SIGNAL_AT_STEP="5:SIGKILL" makes the process send
- * itself that signal right after step 5 (between checkpoints), exactly as an outside kill would.
- */
-export function testSignal(step: number): void {
-  const spec = process.env.QKD_TEST_SIGNAL_AT_STEP;
-  if (!spec) return;
-  const [at, sig] = spec.split(':');
-  if (Number(at) === step) process.kill(process.pid, (sig || 'SIGKILL') as NodeJS.Signals);
 }
 
 /** Reads back a finished run's resolved config (for reports). */
