@@ -145,11 +145,12 @@ export class OtherLoad {
 
   start(): this { this.t0 = OtherLoad.sample(); return this; }
 
-  /** Other processes' CPU in cores; clock ticks are 100 Hz on Linux. */
+  /** Other processes' CPU in cores; clock ticks are 100 Hz on Linux, so spans under 0.5 s give null. */
   stop(): number | null {
     const t1 = OtherLoad.sample();
     if (!this.t0 || !t1) return null;
     const [busy, own, dt] = t1.map((v, i) => v - this.t0![i]);
+    if (dt < 0.5) return null;
     return round(Math.max(0, (busy - own) / 100 / dt), 3);
   }
 }
