@@ -164,7 +164,7 @@ function report(o: Opts, ours: OursSummary[], peers: Map<number, Record<string, 
   for (const s of ours) {
     const p = peers.get(s.threads), pm = num(p, 'ms_per_step'), pmin = num(p, 'ms_per_step_min');
     rows.push([`qkd ${o.backend}`, s.threads, s.msPerStep, s.msMin, s.phasesMs.fwdLoss, s.phasesMs.bwd, s.phasesMs.clipAdamw,
-      s.tokensPerS, s.peakRssMb, s.rssSlopeMbPerStep.join(' / '), s.otherLoadCores.join(' / '),
+      s.tokensPerS, s.peakRssMb, s.rssSlopeMbPerStep.join(' / '), s.otherLoadCores.map((c) => c ?? '-').join(' / '),
       pm ? round(s.msPerStep / pm, 2) : null, pmin ? round(s.msMin / pmin, 2) : null]);
   }
   for (const [t, p] of peers) {
