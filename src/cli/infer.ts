@@ -7,8 +7,8 @@ import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../model/load.js';
 import type { Transformer } from '../model/transformer.js';
-import { isExportDir, loadExport } from '../io/export.js';
-import { Int8Transformer } from '../runtime/int8-model.js';
+import { isExportDir } from '../io/export.js';
+import { loadInt8Model } from '../runtime/int8-node.js';
 import type { CausalLM } from '../runtime/generate.js';
 import { loadHfModel } from '../io/hf.js';
 import { paramLayout } from '../model/config.js';
@@ -23,9 +23,9 @@ async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: { model: C
   try {
     let model: CausalLM & { dispose(): void };
     if (isExportDir(dir)) {
-      const loaded = loadExport(dir);
+      const loaded = loadInt8Model(dir, be);
       for (const w of loaded.warnings) warn(w);
-      model = new Int8Transformer(be, loaded);
+      model = loaded.model;
     } else {
       const loaded = loadModel(dir, be);
       for (const w of loaded.warnings) warn(w);

@@ -42,6 +42,7 @@
  *
  * Choosing a format per matrix: see chooseFormat below (the rule and the measurements behind it).
  */
+import type { Backend } from './backend.js';
 
 /** Dense int8 weight: values (O, I) row-major. */
 export interface DenseI8Matrix {
@@ -258,4 +259,19 @@ export function toDenseValues(W: Int8Matrix): Int8Array {
     }
   }
   return out;
+}
+
+/**
+ * Which Int8Kernels the runtime uses with a float backend: an implementation registers a factory for
+ * the backend it pairs with (e.g. the wasm int8 kernels for the 'wasm' backend, sharing its memory);
+ * without one the runtime falls back to the plain-TS reference (passed in as `fallback`).
+ */
+const factories = new Map<string, (backend: Backend) => Int8Kernels>();
+
+export function registerInt8Kernels(backendName: string, factory: (backend: Backend) => Int8Kernels): void {
+  factories.set(backendName, factory);
+}
+
+export function int8KernelsFor(backend: Backend, fallback: () => Int8Kernels): Int8Kernels {
+  return factories.get(backend.name)?.(backend) ?? fallback();
 }

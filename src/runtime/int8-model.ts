@@ -12,7 +12,7 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import {
-  chooseFormat, denseToBlock, denseToCsr, FORMAT_RULE, linearI8, sparsityStats, toDenseValues,
+  chooseFormat, denseToBlock, denseToCsr, FORMAT_RULE, int8KernelsFor, linearI8, sparsityStats, toDenseValues,
   type Int8Kernels, type Int8Matrix,
 } from '../kernels/int8.js';
 import { TsInt8Kernels } from '../kernels/ts/int8.js';
@@ -42,7 +42,7 @@ interface Scratch {
 }
 
 export interface Int8ModelOptions {
-  /** Integer kernels (default: the plain-TS reference). */
+  /** Integer kernels (default: those registered for the backend, else the plain-TS reference). */
   kernels?: Int8Kernels;
 }
 
@@ -57,7 +57,7 @@ export class Int8Transformer implements CausalLM {
 
   constructor(readonly backend: Backend, loaded: LoadedExport, opts: Int8ModelOptions = {}) {
     this.config = loaded.config;
-    this.kernels = opts.kernels ?? new TsInt8Kernels();
+    this.kernels = opts.kernels ?? int8KernelsFor(backend, () => new TsInt8Kernels());
     this.actBits = loaded.actBits;
     this.matrices = new Map();
     for (const [name, W] of loaded.matrices) this.matrices.set(name, this.repack(W));
@@ -76,7 +76,7 @@ export class Int8Transformer implements CausalLM {
 
   /** Parses and validates export files held in memory (browser: fetched bytes), then builds the model. */
   static fromFiles(backend: Backend, files: ExportFiles, opts: Int8ModelOptions = {}): Int8Transformer {
-    const kernels = opts.kernels ?? new TsInt8Kernels();
+    const kernels = opts.kernels ?? int8KernelsFor(backend, () => new TsInt8Kernels());
     return new Int8Transformer(backend, parseExport(files, kernels), { ...opts, kernels });
   }
 

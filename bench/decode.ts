@@ -1,0 +1,199 @@
+/**
+ * Decode and prefill speed at batch 1 (issue 5): a 16-token prompt, then 128 new tokens by greedy
+ * decoding through the KV cache, side by side, at 1 and 2 threads:
+ *   int8-sparse   our qkd-int8 export of the student on the int8 runtime (Int8Transformer)
+ *   float-student the same student's model/ on our float engine (dense float32 forward)
+ *   ort-float     onnxruntime-node, float32 ONNX export of the student (bench/onnx-decode.ts)
+ *   ort-int8      onnxruntime-node, dynamic int8 ONNX export of the student
+ *   teacher       the fixture teacher (brown-llama-teacher) on our float engine
+ * plus peak RSS of each (one fresh process per row), size on disk and bits per parameter of the export
+ * against the float32 teacher, and multiply-accumulates per token dense vs as stored.
+ *
+ *   node dist/bench/decode.js [--student DIR] [--threads 1,2] [--prompt 16] [--new 128] [--rounds 3]
+ *     [--backend wasm|ts] [--variants int8-sparse,float-student,ort,teacher] [--smoke]
+ *
+ * --student: a model directory or run directory (default: the anchor student runs/anchor-cache-int8-sparse90-kd).
+ * Timing per round: prefill = one forward over the prompt (gives new token 1); decode = the following
+ * new-1 single-token steps. Medians over --rounds timed rounds after one untimed round.
+ */
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exportStudent, loadExport, resolveModelDir } from '../src/io/export.js';
+import type { Int8Matrix } from '../src/kernels/int8.js';
+import { loadModel } from '../src/model/load.js';
+import { loadInt8Model } from '../src/runtime/int8-node.js';
+import { Int8Transformer } from '../src/runtime/int8-model.js';
+import type { CausalLM } from '../src/runtime/generate.js';
+import { freeKVCache } from '../src/model/activations.js';
+import {
+  backendName, fixture, intList, jsonLine, log, machineFacts, makeBackend, median, OtherLoad, peakRssMb, posInt, printTable,
+  round, runNodeChild, ROOT,
+} from './common.js';
+
+const OURS = ['int8-sparse', 'float-student', 'teacher'] as const;
+type Ours = typeof OURS[number];
+
+interface Row {
+  variant: string; threads: number; loadMs?: number; prefillTokPerS: number; decodeTokPerS: number; msPerToken: number;
+  medianStepMs: number; peakRssMb: number; otherLoadCores: number | null; tokens?: number[]; sameTokensAsFloat?: number | null;
+  int8Kernels?: string;
+}
+
+function parse(argv: string[]) {
+  const { values: v } = parseArgs({
+    args: argv, strict: true, options: {
+      student: { type: 'string' }, threads: { type: 'string' }, prompt: { type: 'string' }, new: { type: 'string' },
+      rounds: { type: 'string' }, backend: { type: 'string' }, variants: { type: 'string' }, smoke: { type: 'boolean' },
+      worker: { type: 'string' }, dir: { type: 'string' },
+    },
+  });
+  const smoke = v.smoke ?? false;
+  return {
+    student: v.student ?? join(ROOT, 'runs', 'anchor-cache-int8-sparse90-kd'),
+    threads: intList(v.threads ?? (smoke ? '1' : '1,2'), 'threads'),
+    prompt: posInt(v.prompt, 'prompt', 16), newTokens: posInt(v.new, 'new', smoke ? 8 : 128, 2),
+    rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), backend: backendName(v.backend, 'wasm'),
+    variants: (v.variants ?? 'int8-sparse,float-student,ort,teacher').split(','),
+    worker: v.worker as Ours | undefined, dir: v.dir,
+  };
+}
+type Opts = ReturnType<typeof parse>;
+
+const argmaxLast = (l: Float32Array, V: number) => {
+  const off = l.length - V;
+  let b = 0;
+  for (let j = 1; j < V; j++) if (l[off + j] > l[off + b]) b = j;
+  return b;
+};
+
+/** One greedy generation: prefill + (new - 1) cached steps. */
+function generateOnce(m: CausalLM, prompt: number[], newTokens: number) {
+  const V = m.config.vocabSize, cache = m.newCache(1, prompt.length + newTokens);
+  const t0 = performance.now();
+  const tokens = [argmaxLast(m.forward(prompt, 1, prompt.length, { cache }), V)];
+  const t1 = performance.now(), stepMs: number[] = [];
+  while (tokens.length < newTokens) {
+    const ts = performance.now();
+    tokens.push(argmaxLast(m.forward([tokens[tokens.length - 1]], 1, 1, { cache }), V));
+    stepMs.push(performance.now() - ts);
+  }
+  const decodeMs = performance.now() - t1;
+  freeKVCache(m.backend, cache);
+  return { prefillMs: t1 - t0, decodeMs, tokens, stepMs };
+}
+
+async function worker(o: Opts): Promise<Row> {
+  const t = o.threads[0], be = await makeBackend(o.backend, t), tl = performance.now();
+  const m: CausalLM & { dispose(): void } = o.worker === 'int8-sparse' ? loadInt8Model(o.dir!, be).model
+    : loadModel(o.dir!, be).model;
+  const loadMs = performance.now() - tl;
+  const prompt = Array.from({ length: o.prompt }, (_, i) => (i * 131 + 7) % m.config.vocabSize);
+  generateOnce(m, prompt, o.newTokens);
+  const load = new OtherLoad().start(), runs = [];
+  for (let r = 0; r < o.rounds; r++) runs.push(generateOnce(m, prompt, o.newTokens));
+  const otherLoadCores = load.stop();
+  const prefillMs = median(runs.map((x) => x.prefillMs)), decodeMs = median(runs.map((x) => x.decodeMs)), steps = o.newTokens - 1;
+  m.dispose();
+  await be.dispose();
+  return {
+    variant: o.worker!, threads: t, loadMs: round(loadMs, 1), prefillTokPerS: round(o.prompt / (prefillMs / 1000), 1),
+    decodeTokPerS: round(steps / (decodeMs / 1000), 1), msPerToken: round(decodeMs / steps, 3),
+    medianStepMs: round(median(runs.flatMap((x) => x.stepMs)), 3), peakRssMb: peakRssMb(), otherLoadCores, tokens: runs[0].tokens,
+    ...(m instanceof Int8Transformer ? { int8Kernels: m.kernels.name } : {}),
+  };
+}
+
+/** Multiply-accumulates per token in the linear layers and the head: dense, and as stored (nonzeros). */
+function macs(matrices: Map<string, Int8Matrix>) {
+  let dense = 0, stored = 0;
+  for (const W of matrices.values()) { dense += W.O * W.I; stored += W.format === 'dense' ? W.O * W.I : W.values.length; }
+  return { dense, stored };
+}
+
+function dirBytes(dir: string, files: string[]) {
+  return Object.fromEntries(files.filter((f) => existsSync(join(dir, f))).map((f) => [f, statSync(join(dir, f)).size]));
+}
+
+async function main(): Promise<void> {
+  const o = parse(process.argv.slice(2));
+  if (o.worker) { console.log(JSON.stringify(await worker(o))); return; }
+  const student = resolveModelDir(o.student), teacher = fixture('brown-llama-teacher');
+  if (!existsSync(join(student, 'model.safetensors'))) throw new Error(`${student}: no model.safetensors (pass --student DIR)`);
+  const tmp = mkdtempSync(join(tmpdir(), 'qkd-decode-bench-'));
+  try {
+    const exp = exportStudent(student, join(tmp, 'export'));
+    const loaded = loadExport(exp.out), mac = macs(loaded.matrices);
+    log(`exported ${student}: ${exp.bytes} bytes, formats ${JSON.stringify(countFormats(exp.formats))}`);
+    const script = fileURLToPath(import.meta.url), rows: Row[] = [];
+    const common = ['--prompt', String(o.prompt), '--new', String(o.newTokens), '--rounds', String(o.rounds), '--backend', o.backend];
+    const dirs: Record<Ours, string> = { 'int8-sparse': exp.out, 'float-student': student, teacher };
+    for (const v of OURS) {
+      if (!o.variants.includes(v)) continue;
+      for (const t of o.threads) {
+        log(`running ${v} at ${t} thread(s)`);
+        const r = runNodeChild(script, ['--worker', v, '--dir', dirs[v], '--threads', String(t), ...common]);
+        if (!r.ok) throw new Error(r.reason);
+        rows.push(r.json as unknown as Row);
+      }
+    }
+    if (o.variants.includes('ort')) {
+      log('running onnxruntime-node (bench/onnx-decode.js)');
+      const r = runNodeChild(join(ROOT, 'dist', 'bench', 'onnx-decode.js'), ['--model', student, '--threads', o.threads.join(','),
+        '--prompt', String(o.prompt), '--new', String(o.newTokens), '--rounds', String(o.rounds)]);
+      if (!r.ok) throw new Error(r.reason);
+      for (const x of r.json.rows as Row[]) rows.push({ ...x, variant: `ort-${x.variant}` });
+    }
+    report(o, rows, exp, mac, student, teacher);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function countFormats(f: Record<string, string>) {
+  const c: Record<string, number> = {};
+  for (const v of Object.values(f)) c[v] = (c[v] ?? 0) + 1;
+  return c;
+}
+
+function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac: { dense: number; stored: number },
+  student: string, teacher: string): void {
+  const ref = rows.find((r) => r.variant === 'float-student' && r.tokens)?.tokens;
+  const int8Kernels = rows.find((r) => r.int8Kernels)?.int8Kernels ?? null;
+  for (const r of rows) {
+    const student = r.variant === 'int8-sparse' || r.variant === 'float-student';
+    r.sameTokensAsFloat = ref && r.tokens && student ? r.tokens.filter((x, i) => x === ref[i]).length : null;
+    delete r.tokens;
+  }
+  const teacherParams = 4_877_568, teacherF32 = teacherParams * 4, modelBytes = exp.files['model.safetensors'];
+  console.log(`decode at batch 1: ${student}, prompt ${o.prompt}, ${o.newTokens} new tokens (greedy, kv cache), backend ${o.backend}, int8 kernels ${int8Kernels}`);
+  printTable(['variant', 'threads', 'prefill tok/s', 'decode tok/s', 'ms/token', 'median step ms', 'same tokens', 'peak RSS MB', 'other load'],
+    rows.map((r) => [r.variant, r.threads, r.prefillTokPerS, r.decodeTokPerS, r.msPerToken, r.medianStepMs,
+      r.sameTokensAsFloat === null ? null : `${r.sameTokensAsFloat}/${o.newTokens}`, r.peakRssMb, r.otherLoadCores]));
+  const speed = (a: string, b: string, t: number) => {
+    const x = rows.find((r) => r.variant === a && r.threads === t), y = rows.find((r) => r.variant === b && r.threads === t);
+    return x && y ? round(x.decodeTokPerS / y.decodeTokPerS, 2) : null;
+  };
+  const ratios = Object.fromEntries(o.threads.map((t) => [t, {
+    vsOrtFloat: speed('int8-sparse', 'ort-float', t), vsOrtInt8: speed('int8-sparse', 'ort-int8', t),
+    vsFloatStudent: speed('int8-sparse', 'float-student', t), vsTeacher: speed('int8-sparse', 'teacher', t),
+  }]));
+  const size = {
+    exportFiles: exp.files, exportBytes: exp.bytes, modelBytes, params: exp.params,
+    bitsPerParamModel: round((8 * modelBytes) / exp.params, 3), bitsPerParamDir: round(exp.bitsPerParam, 3),
+    teacherF32Bytes: teacherF32, teacherFiles: dirBytes(teacher, ['model.safetensors']),
+    ratioVsTeacherF32Model: round(teacherF32 / modelBytes, 1), ratioVsTeacherF32Dir: round(teacherF32 / exp.bytes, 1),
+  };
+  console.log(`size: model.safetensors ${modelBytes} B (${size.bitsPerParamModel} bits/param over ${exp.params}), directory ${exp.bytes} B; ` +
+    `float32 teacher ${teacherF32} B: ${size.ratioVsTeacherF32Model}x smaller (${size.ratioVsTeacherF32Dir}x with tokenizer and config)`);
+  console.log(`MACs/token in linear layers + head: dense ${mac.dense}, as stored ${mac.stored} (${round(mac.dense / mac.stored, 2)}x less); decode speed-ups ${JSON.stringify(ratios)}`);
+  jsonLine({
+    bench: 'decode', student, prompt: o.prompt, newTokens: o.newTokens, rounds: o.rounds, backend: o.backend, int8Kernels,
+    formats: countFormats(exp.formats), studentParams: exp.params, teacherParams,
+    macs: mac, size, ratios, rows, machine: machineFacts(),
+  });
+}
+
+main().catch((e: unknown) => { console.error(e); process.exit(1); });
