@@ -1,7 +1,9 @@
-// Build: TypeScript (tsc) and the AssemblyScript kernels (asc, two flavours: FMA and mul+add).
+// Build: TypeScript (tsc), the AssemblyScript kernels (asc, two flavours: FMA and mul+add), and the
+// optional OpenBLAS addon of the native backend (g++; skipped with one line when its prerequisites are absent).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { buildNative } from '../native/build.mjs';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -20,4 +22,5 @@ if (existsSync(entry)) {
   run(bin('asc'), [...common, '--enable', 'relaxed-simd', '--use', 'FMA=1', '-o', join(out, 'kernels-fma.wasm')]);
   run(bin('asc'), [...common, '--use', 'FMA=0', '-o', join(out, 'kernels.wasm')]);
 }
+buildNative(root);
 if (tscFailed) { console.error('build: tsc reported errors (see above)'); process.exit(1); }

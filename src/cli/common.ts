@@ -2,18 +2,19 @@
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { createBackend } from '../kernels/registry.js';
-import type { Backend } from '../kernels/backend.js';
+import type { Backend, BackendName } from '../kernels/backend.js';
 import { QkdError } from '../tensor/errors.js';
 
 export interface BackendFlags {
-  backend: 'ts' | 'wasm';
+  backend: BackendName;
   threads?: number;
 }
 
 export function addBackendOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', 'compute backend').choices(['ts', 'wasm']).default('wasm'))
-    .option('--threads <n>', 'worker threads for the wasm backend (default: all cores)', intFlag('--threads', 1));
+    .addOption(new Option('--backend <name>', 'compute backend (native: wasm + OpenBLAS matrix products, Node only)')
+      .choices(['ts', 'wasm', 'native']).default('wasm'))
+    .option('--threads <n>', 'threads for the wasm/native backends (default: all cores)', intFlag('--threads', 1));
 }
 
 export function openBackend(f: BackendFlags): Promise<Backend> {

@@ -9,9 +9,10 @@
  * - Kernels are synchronous. The wasm backend runs them on its worker pool and returns when done.
  *
  * The `ts` backend (kernels/ts) is the reference. The `wasm` backend extends it and overrides the hot
- * kernels; every override is tested against the reference.
+ * kernels; every override is tested against the reference. The opt-in `native` backend (Node only) is
+ * the wasm backend with its matmul/bmm run by OpenBLAS through a Node-API addon (kernels/native).
  */
-export type BackendName = 'ts' | 'wasm';
+export type BackendName = 'ts' | 'wasm' | 'native';
 
 export interface Backend {
   readonly name: BackendName;
