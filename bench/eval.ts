@@ -6,11 +6,12 @@
  * (relative, default 1e-3), else the run fails (exit code 1).
  *
  *   npm run build && node dist/bench/eval.js [--threads 1,2] [--windows N] [--rounds 1] [--batch 8]
- *     [--context 256] [--backend wasm|ts] [--no-peer] [--smoke]
+ *     [--context 256] [--backend wasm|native|ts|wasm,native] [--no-peer] [--smoke]
  *
  * tokens/s counts input tokens (windows x context) over the timed evaluation; the model load and
- * one untimed warm-up batch are excluded. With --rounds R every (ours, peer) pair runs R times and
- * the run of median time is reported. Prints a table, then one JSON line.
+ * one untimed warm-up batch are excluded. Several backends run back to back at each thread count,
+ * then the peer. With --rounds R every (ours, peer) pair runs R times and the run of median time is
+ * reported. Prints a table, then one JSON line.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../src/data/tokenizer-node.js';
 import { evaluate, type EvalResult } from '../src/eval/perplexity.js';
-import type { BackendName } from '../src/kernels/backend.js';
+import type { Backend, BackendName } from '../src/kernels/backend.js';
+import type { NativeBackend } from '../src/kernels/native/backend.js';
 import { loadModel } from '../src/model/load.js';
 import { QkdError } from '../src/tensor/errors.js';
 import {
@@ -28,10 +30,14 @@ import {
 
 interface Opts {
   threads: number[]; peerThreads: number[]; windows: number | null; batch: number; context: number;
-  backend: BackendName; model: string; text: string; peer: boolean; smoke: boolean; tol: number; rounds: number;
+  backends: BackendName[]; model: string; text: string; peer: boolean; smoke: boolean; tol: number; rounds: number;
 }
 
-interface OursRun extends EvalResult { threads: number; seconds: number; tokensPerS: number; otherLoadCores: number | null }
+interface OursRun extends EvalResult {
+  backend: BackendName; threads: number; seconds: number; tokensPerS: number; otherLoadCores: number | null;
+  /** native backend: the OpenBLAS kernel in use. */
+  blas?: string;
+}
 
 function parse(argv: string[]): Opts {
   const { values: v } = parseArgs({
@@ -51,7 +57,7 @@ function parse(argv: string[]): Opts {
     threads, peerThreads: v['peer-threads'] ? intList(v['peer-threads'], 'peer-threads') : threads,
     windows: v.windows === undefined && !smoke ? null : posInt(v.windows, 'windows', 2),
     batch: posInt(v.batch, 'batch', smoke ? 2 : 8), context: posInt(v.context, 'context', smoke ? 32 : 256, 2),
-    backend: backendName(v.backend, smoke ? 'ts' : 'wasm'), model: v.model ?? fixture('brown-llama-teacher'),
+    backends: backendList(v.backend, smoke ? 'ts' : 'wasm'), model: v.model ?? fixture('brown-llama-teacher'),
     text: v.text ?? fixture('brown-text', 'brown-valid.txt'), peer: !(v['no-peer'] ?? smoke), smoke, tol,
     rounds: posInt(v.rounds, 'rounds', 1),
   };
@@ -67,9 +73,26 @@ function tokenIds(o: Opts): { ids: Int32Array; seconds: number; allWindows: numb
   return { ids: Int32Array.from(all.slice(0, w * o.context)), seconds: (performance.now() - t0) / 1000, allWindows };
 }
 
-async function runOurs(o: Opts, ids: Int32Array, threads: number): Promise<OursRun> {
-  log(`ours: ${o.backend}, ${threads} thread(s), ${ids.length / o.context} windows of ${o.context}`);
-  const be = await makeBackend(o.backend, threads);
+/** "wasm,native" -> ['wasm', 'native'] (each checked by backendName; 'native' accepted here as well). */
+function backendList(s: string | undefined, dflt: BackendName): BackendName[] {
+  const names = (s ?? dflt).split(',').map((x) => x.trim());
+  return [...new Set(names.map((n) => (n === 'native' ? 'native' : backendName(n, dflt))))];
+}
+
+/**
+ * native: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set for other tools, make OpenBLAS pick a slower
+ * kernel; the peer runs without them, so our OpenBLAS does too (read once, when the addon first loads).
+ */
+async function openBackend(name: BackendName, threads: number): Promise<{ be: Backend; blas?: string }> {
+  if (name !== 'native') return { be: await makeBackend(name, threads) };
+  delete process.env.OPENBLAS_CORETYPE; delete process.env.OPENBLAS_L2_SIZE;
+  const be = await makeBackend(name, threads) as NativeBackend;
+  return { be, blas: be.blas.corename };
+}
+
+async function runOurs(o: Opts, ids: Int32Array, backend: BackendName, threads: number): Promise<OursRun> {
+  log(`ours: ${backend}, ${threads} thread(s), ${ids.length / o.context} windows of ${o.context}`);
+  const { be, blas } = await openBackend(backend, threads);
   const { model } = loadModel(o.model, be);
   // warm-up: JIT, worker threads, activation buffers of the batch shape
   evaluate(model, ids.subarray(0, Math.min(ids.length, o.batch * o.context)), { context: o.context, batch: o.batch });
@@ -79,7 +102,7 @@ async function runOurs(o: Opts, ids: Int32Array, threads: number): Promise<OursR
   model.dispose();
   await be.dispose();
   log(`  ppl ${r.ppl.toFixed(4)}, ${seconds.toFixed(2)} s, ${(ids.length / seconds).toFixed(0)} tokens/s`);
-  return { ...r, threads, seconds: round(seconds, 3), tokensPerS: round(ids.length / seconds, 1), otherLoadCores };
+  return { ...r, backend, threads, seconds: round(seconds, 3), tokensPerS: round(ids.length / seconds, 1), otherLoadCores, blas };
 }
 
 /** The ids as raw little-endian int32, the peer's input format. */
@@ -121,10 +144,10 @@ function report(o: Opts, ids: Int32Array, ours: OursRun[], peers: Map<number, Re
   let maxRel = 0;   // largest relative ppl difference of any run (ours, peer) against our first run
   for (const r of ours) {
     const p = peers.get(r.threads), ptps = peerTokensPerS(p, ids.length);
-    rows.push([`qkd ${o.backend}`, r.threads, r.ppl.toFixed(4), r.top1.toFixed(4), r.seconds, r.tokensPerS, r.otherLoadCores,
+    rows.push([`qkd ${r.backend}`, r.threads, r.ppl.toFixed(4), r.top1.toFixed(4), r.seconds, r.tokensPerS, r.otherLoadCores,
       ptps ? round(ptps / r.tokensPerS, 2) : null]);
     maxRel = Math.max(maxRel, relDiff(r.ppl, base));
-    if (relDiff(r.ppl, base) > o.tol) checks.push(`ours ${r.threads} thread(s) ppl ${r.ppl} vs ${base}`);
+    if (relDiff(r.ppl, base) > o.tol) checks.push(`ours ${r.backend} ${r.threads} thread(s) ppl ${r.ppl} vs ${base}`);
   }
   for (const [t, p] of peers) {
     const ppl = num(p, 'ppl');
@@ -143,13 +166,16 @@ function report(o: Opts, ids: Int32Array, ours: OursRun[], peers: Map<number, Re
   printTable(['engine', 'threads', 'ppl', 'top1', 'seconds', 'tokens/s', 'other load', 'ours/torch time'], rows);
   const agree = checks.length === 0;
   console.log(agree ? `ppl agreement: all within ${o.tol} relative (largest ${maxRel.toExponential(2)})` : `FAIL: ppl disagree beyond ${o.tol}: ${checks.join('; ')}`);
+  for (const r of ours) if (r.blas) console.log(`${r.backend} ${r.threads} thread(s): OpenBLAS ${r.blas}`);
   if (peerNote) console.log(`PyTorch peer not run: ${peerNote}`);
+  const ratio = (b: BackendName) => Object.fromEntries(ours.filter((r) => r.backend === b && peerTokensPerS(peers.get(r.threads), ids.length))
+    .map((r) => [String(r.threads), round(peerTokensPerS(peers.get(r.threads), ids.length)! / r.tokensPerS, 3)]));
   jsonLine({
     bench: 'eval', model: o.model.split('/').pop(), text: o.text.split('/').pop(), windows, allWindows,
-    context: o.context, batch: o.batch, backend: o.backend, smoke: o.smoke, inputTokens: ids.length, ours,
-    pytorch: Object.fromEntries([...peers].map(([t, p]) => [`${t}x${t}`, p])), pytorchNote: peerNote,
-    ratioOursOverPytorchTime: Object.fromEntries(ours.filter((r) => peerTokensPerS(peers.get(r.threads), ids.length))
-      .map((r) => [String(r.threads), round(peerTokensPerS(peers.get(r.threads), ids.length)! / r.tokensPerS, 3)])),
+    context: o.context, batch: o.batch, backend: o.backends[0], backends: o.backends, smoke: o.smoke,
+    inputTokens: ids.length, ours, pytorch: Object.fromEntries([...peers].map(([t, p]) => [`${t}x${t}`, p])),
+    pytorchNote: peerNote, ratioOursOverPytorchTime: ratio(o.backends[0]),   // the first backend's, as before
+    ratioByBackend: Object.fromEntries(o.backends.map((b) => [b, ratio(b)])),
     pplAgree: agree, pplMaxRelDiff: maxRel, tol: o.tol, machine: machineFacts(), peakRssMb: peakRssMb(),
   });
   return agree;
@@ -164,8 +190,8 @@ async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   const { ids, seconds, allWindows } = tokenIds(o);
   log(`tokenized ${o.text} in ${seconds.toFixed(2)} s: ${allWindows} windows of ${o.context}, using ${ids.length / o.context}`);
-  const ours = new Map<number, OursRun[]>(), peers = new Map<number, Record<string, unknown>[]>();
-  const push = <R>(m: Map<number, R[]>, t: number, r: R) => m.set(t, [...(m.get(t) ?? []), r]);
+  const ours = new Map<string, OursRun[]>(), peers = new Map<number, Record<string, unknown>[]>();
+  const push = <K, R>(m: Map<K, R[]>, k: K, r: R) => m.set(k, [...(m.get(k) ?? []), r]);
   let peerNote: string | null = o.peer ? null : 'disabled (--no-peer or --smoke)';
   const file = o.peer ? writeIds(ids) : '';
   try {
@@ -173,7 +199,7 @@ async function main(): Promise<void> {
     const all = [...new Set([...o.threads, ...(o.peer ? o.peerThreads : [])])];
     for (let r = 0; r < o.rounds; r++) {
       for (const t of all) {
-        if (o.threads.includes(t)) push(ours, t, await runOurs(o, ids, t));
+        if (o.threads.includes(t)) for (const b of o.backends) push(ours, `${b}:${t}`, await runOurs(o, ids, b, t));
         if (peerNote !== null || !o.peerThreads.includes(t)) continue;
         const res = runPeerAt(o, file, t);
         if (res.ok) push(peers, t, res.json); else peerNote = res.reason;
@@ -182,7 +208,7 @@ async function main(): Promise<void> {
   } finally {
     if (file) rmSync(file, { force: true });
   }
-  const oursMed = o.threads.map((t) => medianRun(ours.get(t)!, (r) => r.seconds));
+  const oursMed = o.threads.flatMap((t) => o.backends.map((b) => medianRun(ours.get(`${b}:${t}`)!, (r) => r.seconds)));
   const peersMed = new Map([...peers].map(([t, rs]) => [t, medianRun(rs, (p) => num(p, 'seconds') ?? 0)]));
   if (!report(o, ids, oursMed, peersMed, peerNote, allWindows)) process.exitCode = 1;
 }

@@ -6,17 +6,19 @@
  * peer bench/peers/train_step.py does.
  *
  *   npm run build && node dist/bench/train-step.js [--threads 1,2] [--steps 10] [--warmup 2]
- *     [--rounds 2] [--backend wasm|ts] [--batch 16] [--ctx 128] [--no-peer] [--smoke]
+ *     [--rounds 2] [--backend wasm|native|ts|wasm,native] [--batch 16] [--ctx 128] [--no-peer] [--smoke]
  *
- * Each (threads, round) runs in a fresh Node process, so its peak RSS is its own. Rounds interleave
- * with the peer: ours (every thread count), PyTorch (every thread count), ours again. The RSS after
+ * Each (backend, threads, round) runs in a fresh Node process, so its peak RSS is its own. Rounds
+ * interleave with the peer: ours (every thread count, the backends of one thread count back to back),
+ * PyTorch (every thread count), ours again. The RSS after
  * every timed step is printed with its least-squares slope; a slope above --rss-slope-max MiB/step
  * fails the run (exit code 1): memory must not grow step over step after warm-up.
  * Prints a table, then one JSON line.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { BackendName } from '../src/kernels/backend.js';
+import type { Backend, BackendName } from '../src/kernels/backend.js';
+import type { NativeBackend } from '../src/kernels/native/backend.js';
 import { loadModel } from '../src/model/load.js';
 import { Rng } from '../src/tensor/random.js';
 import { AdamW, clipFactor } from '../src/train/optim.js';
@@ -29,7 +31,7 @@ const ADAMW = { lr: 1.5e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1
 
 interface Opts {
   threads: number[]; peerThreads: number[]; steps: number; warmup: number; rounds: number; batch: number;
-  ctx: number; backend: BackendName; model: string; seed: number; peer: boolean; smoke: boolean; rssSlopeMax: number;
+  ctx: number; backends: BackendName[]; model: string; seed: number; peer: boolean; smoke: boolean; rssSlopeMax: number;
 }
 
 interface StepRow { ms: number; fwd: number; bwd: number; opt: number; loss: number; rss: number }
@@ -38,6 +40,8 @@ interface StepRow { ms: number; fwd: number; bwd: number; opt: number; loss: num
 interface WorkerOut {
   threads: number; backend: BackendName; params: number; steps: StepRow[]; warmupRss: number[];
   peakRssMb: number; otherLoadCores: number | null; loadSeconds: number;
+  /** native backend: the OpenBLAS kernel in use (e.g. SkylakeX) and OPENBLAS_THREAD_TIMEOUT. */
+  blas?: string;
 }
 
 function parse(argv: string[]): Opts & { worker: boolean } {
@@ -56,17 +60,34 @@ function parse(argv: string[]): Opts & { worker: boolean } {
     threads, peerThreads: v['peer-threads'] ? intList(v['peer-threads'], 'peer-threads') : threads,
     steps: posInt(v.steps, 'steps', smoke ? 3 : 10), warmup: posInt(v.warmup, 'warmup', smoke ? 1 : 2, 0),
     rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 2), batch: posInt(v.batch, 'batch', smoke ? 2 : 16),
-    ctx: posInt(v.ctx, 'ctx', smoke ? 16 : 128), backend: backendName(v.backend, smoke ? 'ts' : 'wasm'),
+    ctx: posInt(v.ctx, 'ctx', smoke ? 16 : 128), backends: backendList(v.backend, smoke ? 'ts' : 'wasm'),
     model: v.model ?? fixture(smoke ? 'tiny-llama' : 'brown-llama-teacher'), seed: posInt(v.seed, 'seed', 1, 0),
     peer: !(v['no-peer'] ?? smoke), smoke, rssSlopeMax: v['rss-slope-max'] ? Number(v['rss-slope-max']) : 1,
     worker: v.worker ?? false,
   };
 }
 
+/** "wasm,native" -> ['wasm', 'native'] (each checked by backendName; 'native' accepted here as well). */
+function backendList(s: string | undefined, dflt: BackendName): BackendName[] {
+  const names = (s ?? dflt).split(',').map((x) => x.trim());
+  return [...new Set(names.map((n) => (n === 'native' ? 'native' : backendName(n, dflt))))];
+}
+
+/**
+ * native: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set for other tools, make OpenBLAS pick a slower
+ * kernel; the PyTorch peer runs without them, so our OpenBLAS does too (read when the addon loads).
+ */
+async function openBackend(name: BackendName, threads: number): Promise<{ be: Backend; blas?: string }> {
+  if (name !== 'native') return { be: await makeBackend(name, threads) };
+  delete process.env.OPENBLAS_CORETYPE; delete process.env.OPENBLAS_L2_SIZE;
+  const be = await makeBackend(name, threads) as NativeBackend;
+  return { be, blas: `${be.blas.corename}, OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? 'unset'}` };
+}
+
 // ---------------------------------------------------------------- worker: one configuration
 async function worker(o: Opts): Promise<WorkerOut> {
-  const t = o.threads[0], tLoad = performance.now();
-  const be = await makeBackend(o.backend, t);
+  const t = o.threads[0], backend = o.backends[0], tLoad = performance.now();
+  const { be, blas } = await openBackend(backend, t);
   const { model } = loadModel(o.model, be);
   const loadSeconds = (performance.now() - tLoad) / 1000;
   const P = model.params, B = o.batch, T = o.ctx, N = B * T, V = model.config.vocabSize;
@@ -99,36 +120,36 @@ async function worker(o: Opts): Promise<WorkerOut> {
   for (let i = 0; i < o.steps; i++) {
     steps.push(step());
     const s = steps[i];
-    log(`  ${o.backend} ${t}t step ${i}: ${s.ms.toFixed(1)} ms (fwd+loss ${s.fwd.toFixed(1)}, bwd ${s.bwd.toFixed(1)}, ` +
+    log(`  ${backend} ${t}t step ${i}: ${s.ms.toFixed(1)} ms (fwd+loss ${s.fwd.toFixed(1)}, bwd ${s.bwd.toFixed(1)}, ` +
       `clip+adamw ${s.opt.toFixed(1)}) loss ${s.loss.toFixed(4)} rss ${s.rss} MiB`);
   }
   const otherLoadCores = load.stop();
-  const out: WorkerOut = { threads: t, backend: o.backend, params: P.size, steps, warmupRss, peakRssMb: peakRssMb(),
-    otherLoadCores, loadSeconds: round(loadSeconds, 3) };
+  const out: WorkerOut = { threads: t, backend, params: P.size, steps, warmupRss, peakRssMb: peakRssMb(),
+    otherLoadCores, loadSeconds: round(loadSeconds, 3), blas };
   model.dispose();
   await be.dispose();
   return out;
 }
 
 // ---------------------------------------------------------------- parent: rounds, peer, report
-function workerArgs(o: Opts, t: number): string[] {
+function workerArgs(o: Opts, b: BackendName, t: number): string[] {
   return ['--worker', '--threads', String(t), '--steps', String(o.steps), '--warmup', String(o.warmup),
-    '--batch', String(o.batch), '--ctx', String(o.ctx), '--backend', o.backend, '--model', o.model,
+    '--batch', String(o.batch), '--ctx', String(o.ctx), '--backend', b, '--model', o.model,
     '--seed', String(o.seed)];
 }
 
 interface OursSummary {
-  threads: number; msPerStep: number; msMin: number; tokensPerS: number;
+  backend: BackendName; blas?: string; threads: number; msPerStep: number; msMin: number; tokensPerS: number;
   phasesMs: { fwdLoss: number; bwd: number; clipAdamw: number }; peakRssMb: number;
   rssSeries: number[][]; rssSlopeMbPerStep: number[]; rssStable: boolean; loss: number[]; otherLoadCores: (number | null)[];
 }
 
-function summarize(o: Opts, t: number, runs: WorkerOut[]): OursSummary {
+function summarize(o: Opts, b: BackendName, t: number, runs: WorkerOut[]): OursSummary {
   const rows = runs.flatMap((r) => r.steps), med = (f: (s: StepRow) => number) => round(median(rows.map(f)), 2);
   const series = runs.map((r) => r.steps.map((s) => s.rss)), slopes = series.map((s) => round(slope(s), 3));
   const ms = med((s) => s.ms);
   return {
-    threads: t, msPerStep: ms, msMin: round(Math.min(...rows.map((s) => s.ms)), 2),
+    backend: b, blas: runs[0].blas, threads: t, msPerStep: ms, msMin: round(Math.min(...rows.map((s) => s.ms)), 2),
     tokensPerS: round((o.batch * o.ctx) / ms * 1000, 1),
     phasesMs: { fwdLoss: med((s) => s.fwd), bwd: med((s) => s.bwd), clipAdamw: med((s) => s.opt) },
     peakRssMb: Math.max(...runs.map((r) => r.peakRssMb)), rssSeries: series, rssSlopeMbPerStep: slopes,
@@ -137,13 +158,25 @@ function summarize(o: Opts, t: number, runs: WorkerOut[]): OursSummary {
   };
 }
 
-function runOurs(o: Opts, script: string, byThreads: Map<number, WorkerOut[]>, r: number): void {
+const key = (b: BackendName, t: number): string => `${b}:${t}`;
+
+function runOurs(o: Opts, script: string, byConfig: Map<string, WorkerOut[]>, r: number): void {
   for (const t of o.threads) {
-    log(`ours: ${o.backend}, ${t} thread(s), round ${r + 1}/${o.rounds}`);
-    const res = runNodeChild(script, workerArgs(o, t));
-    if (!res.ok) throw new Error(res.reason);
-    byThreads.get(t)!.push(res.json as unknown as WorkerOut);
+    for (const b of o.backends) {
+      log(`ours: ${b}, ${t} thread(s), round ${r + 1}/${o.rounds}`);
+      const res = runNodeChild(script, workerArgs(o, b, t));
+      if (!res.ok) throw new Error(res.reason);
+      byConfig.get(key(b, t))!.push(res.json as unknown as WorkerOut);
+    }
   }
+}
+
+/** ours/torch per thread count for one backend (median ratio, or ratio of minimums). */
+function ratios(ours: OursSummary[], peers: Map<number, Record<string, unknown>>, b: BackendName,
+  mins: boolean): Record<string, number> {
+  const field = mins ? 'ms_per_step_min' : 'ms_per_step';
+  return Object.fromEntries(ours.filter((s) => s.backend === b && num(peers.get(s.threads), field))
+    .map((s) => [String(s.threads), round((mins ? s.msMin : s.msPerStep) / num(peers.get(s.threads), field)!, 3)]));
 }
 
 function runPeers(o: Opts): { peers: Map<number, Record<string, unknown>>; peerNote: string | null } {
@@ -163,7 +196,7 @@ function report(o: Opts, ours: OursSummary[], peers: Map<number, Record<string, 
   const rows: Cell[][] = [];
   for (const s of ours) {
     const p = peers.get(s.threads), pm = num(p, 'ms_per_step'), pmin = num(p, 'ms_per_step_min');
-    rows.push([`qkd ${o.backend}`, s.threads, s.msPerStep, s.msMin, s.phasesMs.fwdLoss, s.phasesMs.bwd, s.phasesMs.clipAdamw,
+    rows.push([`qkd ${s.backend}`, s.threads, s.msPerStep, s.msMin, s.phasesMs.fwdLoss, s.phasesMs.bwd, s.phasesMs.clipAdamw,
       s.tokensPerS, s.peakRssMb, s.rssSlopeMbPerStep.join(' / '), s.otherLoadCores.map((c) => c ?? '-').join(' / '),
       pm ? round(s.msPerStep / pm, 2) : null, pmin ? round(s.msMin / pmin, 2) : null]);
   }
@@ -177,19 +210,20 @@ function report(o: Opts, ours: OursSummary[], peers: Map<number, Record<string, 
   printTable(['engine', 'threads', 'ms/step', 'min', 'fwd+loss', 'bwd', 'clip+adamw', 'tokens/s', 'peak RSS MiB',
     'RSS slope MiB/step', 'other load', 'ours/torch', 'min/min'], rows);
   for (const s of ours) {
-    s.rssSeries.forEach((ser, r) => console.log(`RSS after each step, ${s.threads} thread(s), round ${r + 1} (MiB): ${ser.join(' ')}`));
+    s.rssSeries.forEach((ser, r) => console.log(`RSS after each step, ${s.backend}, ${s.threads} thread(s), round ${r + 1} (MiB): ${ser.join(' ')}`));
   }
+  for (const s of ours) if (s.blas) console.log(`${s.backend} ${s.threads} thread(s): OpenBLAS ${s.blas}`);
   const stable = ours.every((s) => s.rssStable);
   console.log(stable ? `RSS stable: every slope <= ${o.rssSlopeMax} MiB/step` : `FAIL: RSS grows step over step (> ${o.rssSlopeMax} MiB/step)`);
   if (peerNote) console.log(`PyTorch peer not run: ${peerNote}`);
   jsonLine({
     bench: 'train-step', model: o.model.split('/').pop(), params, batch: o.batch, ctx: o.ctx, steps: o.steps,
-    warmup: o.warmup, rounds: o.rounds, backend: o.backend, smoke: o.smoke, ours,
+    warmup: o.warmup, rounds: o.rounds, backend: o.backends[0], backends: o.backends, smoke: o.smoke, ours,
     pytorch: Object.fromEntries([...peers].map(([t, p]) => [`${t}x${t}`, p])), pytorchNote: peerNote,
-    ratioOursOverPytorch: Object.fromEntries(ours.filter((s) => num(peers.get(s.threads), 'ms_per_step'))
-      .map((s) => [String(s.threads), round(s.msPerStep / num(peers.get(s.threads), 'ms_per_step')!, 3)])),
-    ratioOfMins: Object.fromEntries(ours.filter((s) => num(peers.get(s.threads), 'ms_per_step_min'))
-      .map((s) => [String(s.threads), round(s.msMin / num(peers.get(s.threads), 'ms_per_step_min')!, 3)])),
+    // the first backend's ratios (as before), then every backend's
+    ratioOursOverPytorch: ratios(ours, peers, o.backends[0], false), ratioOfMins: ratios(ours, peers, o.backends[0], true),
+    ratioByBackend: Object.fromEntries(o.backends.map((b) => [b, ratios(ours, peers, b, false)])),
+    ratioOfMinsByBackend: Object.fromEntries(o.backends.map((b) => [b, ratios(ours, peers, b, true)])),
     goalRatio: 1.5, rssStable: stable, machine: machineFacts(),
   });
   return stable;
@@ -198,14 +232,16 @@ function report(o: Opts, ours: OursSummary[], peers: Map<number, Record<string, 
 async function main(): Promise<void> {
   const o = parse(process.argv.slice(2));
   if (o.worker) { console.log(JSON.stringify(await worker(o))); return; }
-  const script = fileURLToPath(import.meta.url), byThreads = new Map(o.threads.map((t) => [t, [] as WorkerOut[]]));
+  const script = fileURLToPath(import.meta.url);
+  const configs = o.threads.flatMap((t) => o.backends.map((b) => [b, t] as const));
+  const byConfig = new Map(configs.map(([b, t]) => [key(b, t), [] as WorkerOut[]]));
   let peers = new Map<number, Record<string, unknown>>(), peerNote: string | null = o.peer ? null : 'disabled (--no-peer or --smoke)';
   for (let r = 0; r < o.rounds; r++) {
-    runOurs(o, script, byThreads, r);
+    runOurs(o, script, byConfig, r);
     if (r === 0 && o.peer) ({ peers, peerNote } = runPeers(o));
   }
-  const ours = o.threads.map((t) => summarize(o, t, byThreads.get(t)!));
-  const params = byThreads.get(o.threads[0])![0].params;
+  const ours = configs.map(([b, t]) => summarize(o, b, t, byConfig.get(key(b, t))!));
+  const params = ours.length ? byConfig.get(key(...configs[0]))![0].params : 0;
   if (!report(o, ours, peers, peerNote, params)) process.exitCode = 1;
 }
 
