@@ -163,7 +163,11 @@ export function encodeExport(c: ExportContent): Record<string, string | Uint8Arr
     format: EXPORT_FORMAT, version: String(EXPORT_VERSION), config_crc32: configChecksum(c.config, quantization),
   };
   if (c.tokenizer) metadata.tokenizer_crc32 = crcHex(c.tokenizer);
-  const { config, generation } = hfConfigFor(c.config, 'F32', { quantization });
+  // quantization_config.quant_method makes Hugging Face transformers refuse the directory loudly
+  // (an unknown quantizer) instead of loading a model whose weights it cannot find
+  const { config, generation } = hfConfigFor(c.config, 'F32', {
+    quantization, quantization_config: { quant_method: EXPORT_FORMAT, note: 'a qkd-int8 export: load it with qkd (docs/export-format.md)' },
+  });
   const files: Record<string, string | Uint8Array> = {
     [EXPORT_FILES.config]: JSON.stringify(config, null, 2) + '\n',
     [EXPORT_FILES.generation]: JSON.stringify(generation, null, 2) + '\n',
