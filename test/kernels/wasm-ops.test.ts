@@ -205,3 +205,26 @@ test('sumSquares and adamw', () => {
     }
   }
 });
+
+test('results are bitwise reproducible: repeated 2-thread calls, and GEMM across thread counts', () => {
+  // dynamic chunk claiming must not change reduction order (training resumes must reproduce runs)
+  const [, one] = backends[0], [, two] = backends[1];
+  const N = 64, C = 130, inp = randoms(N * C, 1), dOut = randoms(N * C, 2), w = randoms(C, 3, 0.5, 1.5);
+  const mean = new Float32Array(N), rstd = new Float32Array(N);
+  ts.layerNormForward(new Float32Array(N * C), mean, rstd, inp, w, null, N, C, 1e-5);
+  const run = (): number[] => {
+    const dx = two.alloc(N * C), dw = two.alloc(C), db = two.alloc(C), dr = two.alloc(C);
+    two.layerNormBackward(dx, dw, db, dOut, inp, w, mean, rstd, N, C);
+    two.rmsNormBackward(dx, dr, dOut, inp, w, rstd, N, C);
+    const out = [...dx, ...dw, ...db, ...dr, two.sumSquares(dOut, N * C)];
+    for (const b of [dx, dw, db, dr]) two.free(b);
+    return out;
+  };
+  const first = run();
+  for (let r = 0; r < 20; r++) assert.deepEqual(run(), first, `repeat ${r}`);
+  const M = 70, K = 300, A = randoms(M * K, 4), B = randoms(K * M, 5);
+  const c1 = new Float32Array(M * M), c2 = new Float32Array(M * M);
+  one.matmul(c1, A, B, M, M, K, true, false);
+  two.matmul(c2, A, B, M, M, K, true, false);
+  assert.deepEqual(c2, c1, 'matmul on 1 and 2 threads');
+});

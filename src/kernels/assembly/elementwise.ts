@@ -203,7 +203,8 @@ export function adamw(th: i32, tid: i32, nth: i32, p: usize, g: usize, m: usize,
   }
 }
 
-/** Sum of squares of chunk tid, in float64 (exact products), added to out[th] (f64, zeroed by the caller). */
+/** Sum of squares of chunk tid, in float64 (exact products), written to out[tid] (f64): the caller adds
+ * the chunks' sums in chunk order, so the result does not depend on thread timing. */
 export function sumSquares(th: i32, tid: i32, nth: i32, out: usize, x: usize, n: i32): void {
   const i0 = splitStart(n, nth, tid, 16), i1 = splitStart(n, nth, tid + 1, 16);
   let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
@@ -216,8 +217,7 @@ export function sumSquares(th: i32, tid: i32, nth: i32, out: usize, x: usize, n:
   const s = f64x2.add(a0, a1);
   let t = f64x2.extract_lane(s, 0) + f64x2.extract_lane(s, 1);
   for (; i < i1; i++) { const e = <f64>load<f32>(p4(x, i)); t += e * e; }
-  const o = out + (<usize>th << 3);
-  store<f64>(o, load<f64>(o) + t);
+  store<f64>(out + (<usize>tid << 3), t);
 }
 
 // ------------------------------------------------------------------ rope, embedding

@@ -89,13 +89,14 @@ export function layerNormForward(th: i32, tid: i32, nth: i32, out: usize, mean: 
 
 /**
  * LayerNorm backward: dInp += ... for this chunk's rows; dWeight/dBias sums go to dW/dB, which are
- * per-thread partial buffers (thread th's at th * partStride, reduced afterwards) or the gradients
- * themselves when one thread runs everything.
+ * per-chunk partial buffers (chunk tid's at tid * partStride, reduced afterwards in chunk order so
+ * the result does not depend on which thread ran which chunk) or the gradients themselves when the
+ * call is one chunk.
  */
 export function layerNormBackward(th: i32, tid: i32, nth: i32, dInp: usize, dW: usize, dB: usize, partStride: i32,
   hasBias: bool, dOut: usize, inp: usize, weight: usize, mean: usize, rstd: usize, N: i32, C: i32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
-  const dw = dW + <usize>(th * partStride), db = dB + <usize>(th * partStride);
+  const dw = dW + <usize>(tid * partStride), db = dB + <usize>(tid * partStride);
   const C4 = C & ~3, invC: f32 = 1 / <f32>C;
   for (let i = i0; i < i1; i++) {
     const o = i * C, x = p4(inp, o), dy = p4(dOut, o), dx = p4(dInp, o);
@@ -148,11 +149,11 @@ export function rmsNormForward(th: i32, tid: i32, nth: i32, out: usize, rstd: us
   }
 }
 
-/** RMSNorm backward; dW is a per-thread partial buffer when nth > 1 (see layerNormBackward). */
+/** RMSNorm backward; dW is a per-chunk partial buffer when nth > 1 (see layerNormBackward). */
 export function rmsNormBackward(th: i32, tid: i32, nth: i32, dInp: usize, dW: usize, partStride: i32, dOut: usize,
   inp: usize, weight: usize, rstd: usize, N: i32, C: i32): void {
   const i0 = splitStart(N, nth, tid, 1), i1 = splitStart(N, nth, tid + 1, 1);
-  const dw = dW + <usize>(th * partStride);
+  const dw = dW + <usize>(tid * partStride);
   const C4 = C & ~3, invC: f32 = 1 / <f32>C;
   for (let i = i0; i < i1; i++) {
     const o = i * C, x = p4(inp, o), dy = p4(dOut, o), dx = p4(dInp, o);

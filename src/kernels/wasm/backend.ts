@@ -157,21 +157,22 @@ export class WasmBackend extends TsBackend {
 
   /**
    * Norm backward kernels sum dWeight/dBias over rows. In one chunk they accumulate straight into the
-   * gradients; otherwise each thread fills its own zeroed partial (C floats per gradient) and the
+   * gradients; otherwise each chunk fills its own zeroed partial (C floats per gradient) and the
    * partials are added here afterwards (C is small).
    */
   private withPartials(chunks: number, C: number, grads: [Float32Array, Float32Array | null],
     body: (dw: number, db: number, strideBytes: number) => void, what: string): void {
-    const e = this.engine, [gw, gb] = grads, th = e.threads;
+    const e = this.engine, [gw, gb] = grads;
     if (gw.length < C || (gb && gb.length < C)) throw new QkdError('E_SHAPE', `wasm ${what}: dWeight/dBias shorter than C=${C}`);
     if (chunks === 1) {
       body(e.f32(gw, C, `${what} dWeight`, InOut), gb ? e.f32(gb, C, `${what} dBias`, InOut) : 0, 0);
       return;
     }
-    const part = e.allocF32(th * 2 * C); // (threads, 2, C): dWeight then dBias partials per thread
+    const part = e.allocF32(chunks * 2 * C); // (chunks, 2, C): dWeight then dBias partials per chunk
     try {
       body(part.byteOffset, part.byteOffset + C * 4, 2 * C * 4);
-      for (let t = 0; t < th; t++) {
+      // summed in chunk order, so the gradient does not depend on which thread ran which chunk
+      for (let t = 0; t < chunks; t++) {
         const o = t * 2 * C;
         for (let c = 0; c < C; c++) gw[c] += part[o + c];
         if (gb) for (let c = 0; c < C; c++) gb[c] += part[o + C + c];
@@ -249,11 +250,10 @@ export class WasmBackend extends TsBackend {
   }
 
   override sumSquares(x: Float32Array, n: number): number {
-    const e = this.engine, res = e.pool.results;
-    res.fill(0, 0, e.threads);
-    e.run('sumSquares', e.chunks(n, PAR_EW), [e.ctrl + RESULTS_BYTE, e.f32(x, n, 'sumSquares x', In), n]);
+    const e = this.engine, res = e.pool.results, chunks = e.chunks(n, PAR_EW);
+    e.run('sumSquares', chunks, [e.ctrl + RESULTS_BYTE, e.f32(x, n, 'sumSquares x', In), n]);
     let s = 0;
-    for (let t = 0; t < e.threads; t++) s += res[t];
+    for (let c = 0; c < chunks; c++) s += res[c]; // chunk order: independent of thread timing
     return s;
   }
   override adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, t: number, lr: number,

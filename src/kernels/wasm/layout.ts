@@ -13,7 +13,7 @@
  *   NEXT   next unclaimed chunk (own cache line)
  *   KIND.. kernel id, chunk count, argument count, error count, quit flag, sleeping workers,
  *          "caller is sleeping" flag
- * then f64 arguments at ARGS_BYTE, f64 per-thread results at RESULTS_BYTE, an error message at MSG_BYTE.
+ * then f64 arguments at ARGS_BYTE, f64 per-chunk results at RESULTS_BYTE, an error message at MSG_BYTE.
  */
 export const KERNELS = [
   'matmul', 'bmm', 'softmaxForward', 'softmaxBackward', 'crossEntropy', 'layerNormForward', 'layerNormBackward',
@@ -29,9 +29,11 @@ export const SEQ = 0, STATE = 16, NEXT = 32;
 export const KIND = 48, NCHUNK = 49, ARGC = 50, ERR = 51, QUIT = 52, SLEEPERS = 53, MAIN_SLEEP = 54;
 export const CLOSED = 1 << 30;
 export const ARGS_BYTE = 256, MAX_ARGS = 32;
-export const RESULTS_BYTE = 512, MAX_THREADS = 64;
-export const MSG_BYTE = 1024, MSG_BYTES = 1024;
-export const CTRL_BYTES = 2048;
+export const MAX_THREADS = 64;
+/** Per-chunk f64 results (sumSquares); calls use at most 4 chunks per thread. */
+export const RESULTS_BYTE = 512, MAX_CHUNKS = 4 * MAX_THREADS;
+export const MSG_BYTE = RESULTS_BYTE + 8 * MAX_CHUNKS, MSG_BYTES = 1024;
+export const CTRL_BYTES = 4096;
 
 /** Spin iterations on Atomics.load before sleeping in Atomics.wait (~tens of µs). */
 export const SPIN = 20000;

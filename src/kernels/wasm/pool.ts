@@ -7,7 +7,7 @@
  */
 import { QkdError } from '../../tensor/errors.js';
 import {
-  ARGC, ARGS_BYTE, CLOSED, CTRL_BYTES, ERR, KERNELS, KIND, MAIN_SLEEP, MAX_ARGS, MAX_THREADS, MSG_BYTE, MSG_BYTES,
+  ARGC, ARGS_BYTE, CLOSED, CTRL_BYTES, ERR, KERNELS, KIND, MAIN_SLEEP, MAX_ARGS, MAX_CHUNKS, MAX_THREADS, MSG_BYTE, MSG_BYTES,
   NCHUNK, NEXT, QUIT, RESULTS_BYTE, SEQ, SLEEPERS, SPIN, STATE, type KernelFn,
 } from './layout.js';
 import type { PoolWorker } from './platform.js';
@@ -16,7 +16,7 @@ export class Pool {
   private readonly ctl: Int32Array;
   private readonly args: Float64Array;
   private readonly msg: Uint8Array;
-  /** Per-thread f64 results of reduction kernels (sumSquares). */
+  /** Per-chunk f64 results of reduction kernels (sumSquares). */
   readonly results: Float64Array;
   private workers: PoolWorker[] = [];
 
@@ -30,7 +30,7 @@ export class Pool {
     const sab = memory.buffer;
     this.ctl = new Int32Array(sab, ctrl, CTRL_BYTES / 4);
     this.args = new Float64Array(sab, ctrl + ARGS_BYTE, MAX_ARGS);
-    this.results = new Float64Array(sab, ctrl + RESULTS_BYTE, MAX_THREADS);
+    this.results = new Float64Array(sab, ctrl + RESULTS_BYTE, MAX_CHUNKS);
     this.msg = new Uint8Array(sab, ctrl + MSG_BYTE, MSG_BYTES);
   }
 
@@ -42,6 +42,7 @@ export class Pool {
    */
   run(kid: number, chunks: number, args: number[]): void {
     const fn = this.fns[kid];
+    if (chunks > MAX_CHUNKS) throw new QkdError('E_INTERNAL', `wasm pool: ${chunks} chunks exceed ${MAX_CHUNKS}`);
     if (chunks <= 1 || this.size <= 1) { fn(0, 0, 1, ...args); return; }
     const c = this.ctl;
     for (let i = 0; i < args.length; i++) this.args[i] = args[i];
