@@ -50,6 +50,9 @@ export class WasmBackend extends TsBackend {
 
   private gemm(kind: 'matmul' | 'bmm', C: Float32Array, A: Float32Array, B: Float32Array, batch: number, M: number,
     N: number, K: number, tA: boolean, tB: boolean, acc: boolean): void {
+    for (const [k, v] of [['batch', batch], ['M', M], ['N', N], ['K', K]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new QkdError('E_SHAPE', `wasm ${kind}: ${k} = ${v} is not a size`);
+    }
     const e = this.engine;
     const c = e.f32(C, batch * M * N, `${kind} C`, acc ? InOut : Out);
     const a = e.f32(A, batch * M * K, `${kind} A`, In), b = e.f32(B, batch * K * N, `${kind} B`, In);
