@@ -167,13 +167,13 @@ test('student family saves as qkd-student and loads back', () => {
   const c = studentConfig({ vocabSize: 64, dim: 16, nLayer: 2, nHead: 2, maxPos: 32 });
   const t = new Map(paramLayout(c).map((p, j) => [p.name, Float32Array.from({ length: p.size }, (_, i) => Math.sin(i * 7 + j))]));
   const dir = tmpDir();
-  saveHfModel(dir, c, t, { extraConfig: { quant: { bits: 8 } } });
+  saveHfModel(dir, c, t, { extraConfig: { qkd_note: { bits: 8 } } });
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   assert.equal(cfg.model_type, 'qkd-student');
   assert.equal(cfg.dim, 16);
   const m = loadHfModel(dir);
   assert.deepEqual(m.config, { ...c });
-  assert.deepEqual(m.hfConfig.quant, { bits: 8 });
+  assert.deepEqual(m.hfConfig.qkd_note, { bits: 8 });
   for (const [k, v] of t) assert.deepEqual(m.tensors.get(k), v);
   throwsQkd(() => saveHfModel(tmpDir(), c, t, { extraConfig: { dim: 3 } }), ['"dim"'], 'E_CONFIG');
   throwsQkd(() => saveHfModel(tmpDir(), c, t, { files: { 'config.json': '{}' } }), ['config.json'], 'E_INPUT');
