@@ -10,6 +10,8 @@ export { softmaxForward, softmaxBackward, crossEntropy, layerNormForward, layerN
   rmsNormBackward, logSoftmaxForward, logSoftmaxBackward } from './rows';
 export { add, scale, addBias, biasBackward, activationForward, activationBackward, gluForward, gluBackward,
   adamw, sumSquares, rope, embeddingForward, embeddingBackward, permute0213 } from './elementwise';
+export { gemmI8, gemmW8A32, quantizeRowsI8, embedI8 } from './int8';
+export { gemmBlockI8, gemmBlockW8A32, gemmCsrI8, gemmCsrW8A32 } from './int8sparse';
 
 /** First byte JS may use (static data of this module lies below). */
 export function heapBase(): usize { return __heap_base; }

@@ -9,6 +9,8 @@ import { TsBackend } from '../ts/backend.js';
 import { QkdError } from '../../tensor/errors.js';
 import { Io, WasmEngine, type WasmBackendOptions } from './engine.js';
 import { RESULTS_BYTE } from './layout.js';
+// registers the wasm int8 kernels for this backend (kernels/int8.ts int8KernelsFor)
+import './int8.js';
 
 export type { WasmBackendOptions } from './engine.js';
 

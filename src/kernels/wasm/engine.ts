@@ -30,7 +30,14 @@ export interface WasmBackendOptions {
 export const Io = { In: 1, Out: 2, InOut: 3 } as const;
 export type Io = typeof Io[keyof typeof Io];
 
-interface CopyBack { view: Float32Array | Int32Array; off: number; n: number }
+type View = Float32Array | Int32Array | Int8Array;
+interface CopyBack { view: View; off: number; n: number }
+
+/** A view of the same type as v over n elements at byte offset off of buf. */
+function viewLike(v: View, buf: ArrayBufferLike, off: number, n: number): View {
+  return v instanceof Int8Array ? new Int8Array(buf, off, n) : v instanceof Int32Array ? new Int32Array(buf, off, n)
+    : new Float32Array(buf, off, n);
+}
 
 export class WasmEngine {
   private sab: ArrayBufferLike;
@@ -112,7 +119,15 @@ export class WasmEngine {
     return v;
   }
 
-  free(v: Float32Array | Int32Array): void {
+  /** n zeroed int8 values (the int8 kernels' weights and quantized activations). */
+  allocI8(n: number): Int8Array {
+    const off = this.heap.alloc(n);
+    const v = new Int8Array(this.sab, off, n);
+    v.fill(0);
+    return v;
+  }
+
+  free(v: View): void {
     if (!this.owns(v)) throw new QkdError('E_INTERNAL', 'wasm backend free: buffer is not from this backend\'s alloc');
     const size = this.heap.sizeOf(v.byteOffset);
     if (size === undefined || v.byteLength > size) {
@@ -123,22 +138,26 @@ export class WasmEngine {
 
   /** Byte offset at which a kernel finds `n` floats of v (see Io); checks the length. */
   f32(v: Float32Array, n: number, what: string, io: Io): number {
-    return this.arg(v, n, what, io, false);
+    return this.arg(v, n, what, io);
   }
 
   i32(v: Int32Array, n: number, what: string, io: Io): number {
-    return this.arg(v, n, what, io, true);
+    return this.arg(v, n, what, io);
   }
 
-  private arg(v: Float32Array | Int32Array, n: number, what: string, io: Io, int: boolean): number {
+  i8(v: Int8Array, n: number, what: string, io: Io): number {
+    return this.arg(v, n, what, io);
+  }
+
+  private arg(v: View, n: number, what: string, io: Io): number {
     if (v.length < n) {
       this.abandon();
       throw new QkdError('E_SHAPE', `wasm ${what}: has ${v.length} elements, the shapes need ${n}`);
     }
     if (this.owns(v)) return v.byteOffset;
-    const off = this.heap.alloc(n * 4);
+    const off = this.heap.alloc(n * v.BYTES_PER_ELEMENT);
     this.temps.push(off);
-    if (io & Io.In) (int ? new Int32Array(this.sab, off, n) : new Float32Array(this.sab, off, n)).set(v.subarray(0, n));
+    if (io & Io.In) viewLike(v, this.sab, off, n).set(v.subarray(0, n));
     if (io & Io.Out) this.backs.push({ view: v, off, n });
     return off;
   }
@@ -159,8 +178,7 @@ export class WasmEngine {
     } finally {
       if (ok) {
         for (const b of this.backs) {
-          const src = b.view instanceof Int32Array ? new Int32Array(this.sab, b.off, b.n) : new Float32Array(this.sab, b.off, b.n);
-          b.view.set(src);
+          b.view.set(viewLike(b.view, this.sab, b.off, b.n));
         }
       }
       this.backs.length = 0;

@@ -20,6 +20,8 @@ export const KERNELS = [
   'rmsNormForward', 'rmsNormBackward', 'add', 'scale', 'addBias', 'biasBackward',
   'activationForward', 'activationBackward', 'gluForward', 'gluBackward', 'adamw', 'sumSquares', 'rope',
   'embeddingForward', 'embeddingBackward', 'logSoftmaxForward', 'logSoftmaxBackward', 'permute0213',
+  // int8 interface (kernels/int8.ts, wasm/int8.ts)
+  'gemmI8', 'gemmW8A32', 'gemmBlockI8', 'gemmBlockW8A32', 'gemmCsrI8', 'gemmCsrW8A32', 'quantizeRowsI8', 'embedI8',
 ] as const;
 export type KernelName = typeof KERNELS[number];
 export const KID: { readonly [K in KernelName]: number } =

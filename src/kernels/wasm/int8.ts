@@ -1,0 +1,214 @@
+/**
+ * The int8 kernel interface (kernels/int8.ts) on the wasm engine: AssemblyScript SIMD kernels
+ * (assembly/int8.ts, assembly/int8sparse.ts) over the backend's shared memory, output rows split across
+ * the worker pool when a call is large enough. allocI8 / allocI32 hand out blocks of that memory;
+ * arrays from elsewhere still work (copied in, and out for outputs, around each call).
+ *
+ * Registered for the 'wasm' and 'native' backends (the native backend is the wasm one with OpenBLAS
+ * products), so int8KernelsFor(backend) gives one instance per engine.
+ */
+import type { Backend } from '../backend.js';
+import {
+  registerInt8Kernels, type BlockI8Matrix, type CsrI8Matrix, type FormatRule, type Int8Kernels,
+} from '../int8.js';
+import { QkdError } from '../../tensor/errors.js';
+import { Io, type WasmEngine } from './engine.js';
+
+const { In, Out } = Io;
+
+/**
+ * Multiply-adds (N · stored weights) below which a product stays on the caller's thread: a hand-off
+ * costs ~1 µs, about 20-30k int8 multiply-adds (bench/int8.ts).
+ */
+const PAR_MAC = 1 << 16;
+/** Elements below which quantize / embed stay on the caller's thread. */
+const PAR_EW = 1 << 15;
+
+/**
+ * This implementation's format rule, measured by bench/int8.ts (the report in the commit gives the
+ * table): 1 x k blocks beat the SIMD dense kernel below ~1/2 block fill; scalar CSR only wins at very
+ * high sparsity, where it is still smaller than dense.
+ */
+export const WASM_FORMAT_RULE: FormatRule = Object.freeze({ maxBlockFill: 0.5, maxCsrDensity: 0.1 });
+
+const MAX_I32 = 0x7fffffff;
+
+function checkSizes(what: string, sizes: Record<string, number>): void {
+  let prod = 1;
+  for (const [k, v] of Object.entries(sizes)) {
+    if (!Number.isInteger(v) || v < 0 || v > MAX_I32) throw new QkdError('E_SHAPE', `wasm ${what}: ${k} = ${v} is not a size`);
+    prod *= Math.max(v, 1);
+  }
+  // byte offsets inside the kernels are 32-bit: every operand must fit
+  if (prod > MAX_I32) throw new QkdError('E_SHAPE', `wasm ${what}: ${JSON.stringify(sizes)} exceeds 2^31 elements`);
+}
+
+export class WasmInt8Kernels implements Int8Kernels {
+  readonly name = 'wasm';
+  readonly formatRule: FormatRule = WASM_FORMAT_RULE;
+  /** Sparse matrices whose index arrays were validated (once per matrix object). */
+  private readonly checked = new WeakSet<object>();
+
+  constructor(readonly engine: WasmEngine) {}
+
+  allocI8(n: number): Int8Array { checkSizes('allocI8', { n }); return this.engine.allocI8(n); }
+  allocI32(n: number): Int32Array { checkSizes('allocI32', { n }); return this.engine.allocI32(n); }
+  free(buf: Int8Array | Int32Array): void { this.engine.free(buf); }
+
+  quantizeRowsI8(xq: Int8Array, xScale: Float32Array, x: Float32Array, N: number, C: number, bits: number): void {
+    const e = this.engine, w = 'quantizeRowsI8';
+    checkSizes(w, { N, C });
+    if (!Number.isInteger(bits) || bits < 2 || bits > 8) {
+      throw new QkdError('E_CONFIG', `wasm ${w}: bits must be an integer in 2..8, got ${bits}`);
+    }
+    e.run('quantizeRowsI8', e.chunks(N * C, PAR_EW),
+      [e.i8(xq, N * C, `${w} xq`, Out), e.f32(xScale, N, `${w} xScale`, Out), e.f32(x, N * C, `${w} x`, In), N, C, bits]);
+  }
+
+  gemmI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, Wq: Int8Array, wScale: Float32Array,
+    N: number, O: number, I: number, bias?: Float32Array | null): void {
+    const e = this.engine, w = 'gemmI8';
+    checkSizes(w, { N, O, I });
+    e.run('gemmI8', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.i8(xq, N * I, `${w} xq`, In),
+      e.f32(xScale, N, `${w} xScale`, In), e.i8(Wq, O * I, `${w} Wq`, In), e.f32(wScale, O, `${w} wScale`, In),
+      bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I]);
+  }
+
+  gemmW8A32(y: Float32Array, x: Float32Array, Wq: Int8Array, wScale: Float32Array,
+    N: number, O: number, I: number, bias?: Float32Array | null): void {
+    const e = this.engine, w = 'gemmW8A32';
+    checkSizes(w, { N, O, I });
+    e.run('gemmW8A32', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.f32(x, N * I, `${w} x`, In),
+      e.i8(Wq, O * I, `${w} Wq`, In), e.f32(wScale, O, `${w} wScale`, In), bias ? e.f32(bias, O, `${w} bias`, In) : 0,
+      N, O, I]);
+  }
+
+  gemmBlockI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, W: BlockI8Matrix, N: number,
+    bias?: Float32Array | null): void {
+    const e = this.engine, w = 'gemmBlockI8', nb = this.checkBlock(W, N, w);
+    const { O, I } = W;
+    e.run('gemmBlockI8', e.chunks(N * nb * W.k, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out),
+      e.i8(xq, N * I, `${w} xq`, In), e.f32(xScale, N, `${w} xScale`, In), ...this.blockArgs(W, nb, w),
+      bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I, W.k]);
+  }
+
+  gemmBlockW8A32(y: Float32Array, x: Float32Array, W: BlockI8Matrix, N: number, bias?: Float32Array | null): void {
+    const e = this.engine, w = 'gemmBlockW8A32', nb = this.checkBlock(W, N, w);
+    const { O, I } = W;
+    e.run('gemmBlockW8A32', e.chunks(N * nb * W.k, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out),
+      e.f32(x, N * I, `${w} x`, In), ...this.blockArgs(W, nb, w), bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I, W.k]);
+  }
+
+  gemmCsrI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, W: CsrI8Matrix, N: number,
+    bias?: Float32Array | null): void {
+    const e = this.engine, w = 'gemmCsrI8', nnz = this.checkCsr(W, N, w);
+    const { O, I } = W;
+    e.run('gemmCsrI8', e.chunks(N * nnz, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.i8(xq, N * I, `${w} xq`, In),
+      e.f32(xScale, N, `${w} xScale`, In), ...this.csrArgs(W, nnz, w), bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I]);
+  }
+
+  gemmCsrW8A32(y: Float32Array, x: Float32Array, W: CsrI8Matrix, N: number, bias?: Float32Array | null): void {
+    const e = this.engine, w = 'gemmCsrW8A32', nnz = this.checkCsr(W, N, w);
+    const { O, I } = W;
+    e.run('gemmCsrW8A32', e.chunks(N * nnz, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.f32(x, N * I, `${w} x`, In),
+      ...this.csrArgs(W, nnz, w), bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I]);
+  }
+
+  embedI8(out: Float32Array, ids: Int32Array, Wq: Int8Array, wScale: Float32Array, N: number, C: number): void {
+    const e = this.engine, w = 'embedI8';
+    checkSizes(w, { N, C });
+    const V = Math.min(wScale.length, C > 0 ? Math.floor(Wq.length / C) : wScale.length);
+    if (ids.length < N) throw new QkdError('E_SHAPE', `wasm ${w}: ids has ${ids.length} elements, needs ${N}`);
+    // ids address the table in shared memory: an out-of-range id would read another buffer
+    for (let n = 0; n < N; n++) {
+      if (!(ids[n] >= 0 && ids[n] < V)) throw new QkdError('E_INPUT', `wasm ${w}: ids[${n}] = ${ids[n]} is outside [0, ${V})`);
+    }
+    e.run('embedI8', e.chunks(N * C, PAR_EW), [e.f32(out, N * C, `${w} out`, Out), e.i32(ids, N, `${w} ids`, In),
+      e.i8(Wq, V * C, `${w} Wq`, In), e.f32(wScale, V, `${w} wScale`, In), N, C]);
+  }
+
+  /** rowPtr, blockCol, values, scale offsets of a block matrix with nb blocks. */
+  private blockArgs(W: BlockI8Matrix, nb: number, w: string): number[] {
+    const e = this.engine;
+    return [e.i32(W.rowPtr, W.O + 1, `${w} W.rowPtr`, In), e.i32(W.blockCol, nb, `${w} W.blockCol`, In),
+      e.i8(W.values, nb * W.k, `${w} W.values`, In), e.f32(W.scale, W.O, `${w} W.scale`, In)];
+  }
+
+  private csrArgs(W: CsrI8Matrix, nnz: number, w: string): number[] {
+    const e = this.engine;
+    return [e.i32(W.rowPtr, W.O + 1, `${w} W.rowPtr`, In), e.i32(W.col, nnz, `${w} W.col`, In),
+      e.i8(W.values, nnz, `${w} W.values`, In), e.f32(W.scale, W.O, `${w} W.scale`, In)];
+  }
+
+  /**
+   * The block count, after checking the format's invariants (once per matrix object: the kernels read
+   * activations at blockCol, so a bad index would read another buffer of the shared memory).
+   */
+  private checkBlock(W: BlockI8Matrix, N: number, w: string): number {
+    const { O, I, k } = W;
+    checkSizes(w, { N, O, I, k });
+    if (k < 1 || I % k !== 0) throw new QkdError('E_SHAPE', `wasm ${w}: block width k = ${k} does not divide I = ${I}`);
+    const nb = rowCount(W.rowPtr, O, w);
+    if (W.blockCol.length < nb || W.values.length < nb * k) {
+      throw new QkdError('E_SHAPE', `wasm ${w}: ${nb} blocks need ${nb} blockCol and ${nb * k} values ` +
+        `(have ${W.blockCol.length}, ${W.values.length})`);
+    }
+    if (!this.checked.has(W)) {
+      checkRowPtr(W.rowPtr, O, w);
+      for (let b = 0; b < nb; b++) {
+        const c = W.blockCol[b];
+        if (!(c >= 0 && c + k <= I && c % k === 0)) {
+          throw new QkdError('E_INPUT', `wasm ${w}: W.blockCol[${b}] = ${c} is not a multiple of ${k} in [0, ${I - k}]`);
+        }
+      }
+      this.checked.add(W);
+    }
+    return nb;
+  }
+
+  private checkCsr(W: CsrI8Matrix, N: number, w: string): number {
+    const { O, I } = W;
+    checkSizes(w, { N, O, I });
+    const nnz = rowCount(W.rowPtr, O, w);
+    if (W.col.length < nnz || W.values.length < nnz) {
+      throw new QkdError('E_SHAPE', `wasm ${w}: ${nnz} entries need ${nnz} col and values (have ${W.col.length}, ${W.values.length})`);
+    }
+    if (!this.checked.has(W)) {
+      checkRowPtr(W.rowPtr, O, w);
+      for (let i = 0; i < nnz; i++) {
+        const c = W.col[i];
+        if (!(c >= 0 && c < I)) throw new QkdError('E_INPUT', `wasm ${w}: W.col[${i}] = ${c} is outside [0, ${I})`);
+      }
+      this.checked.add(W);
+    }
+    return nnz;
+  }
+}
+
+/** rowPtr[O], the stored blocks or entries, after checking rowPtr's length (every call). */
+function rowCount(rowPtr: Int32Array, O: number, w: string): number {
+  if (rowPtr.length < O + 1) throw new QkdError('E_SHAPE', `wasm ${w}: W.rowPtr has ${rowPtr.length} elements, needs ${O + 1}`);
+  return rowPtr[O];
+}
+
+/** rowPtr (O+1) starts at 0 and never decreases. */
+function checkRowPtr(rowPtr: Int32Array, O: number, w: string): void {
+  if (rowPtr[0] !== 0) throw new QkdError('E_INPUT', `wasm ${w}: W.rowPtr[0] = ${rowPtr[0]}, must be 0`);
+  for (let o = 0; o < O; o++) {
+    if (rowPtr[o + 1] < rowPtr[o]) throw new QkdError('E_INPUT', `wasm ${w}: W.rowPtr decreases at row ${o}`);
+  }
+}
+
+/** One kernels object per engine, for the backends built on it. */
+const byEngine = new WeakMap<WasmEngine, WasmInt8Kernels>();
+
+export function wasmInt8Kernels(backend: Backend): WasmInt8Kernels {
+  const engine = (backend as { engine?: WasmEngine }).engine;
+  if (!engine) throw new QkdError('E_INTERNAL', `wasm int8 kernels: backend '${backend.name}' has no wasm engine`);
+  let k = byEngine.get(engine);
+  if (!k) { k = new WasmInt8Kernels(engine); byEngine.set(engine, k); }
+  return k;
+}
+
+registerInt8Kernels('wasm', wasmInt8Kernels);
+registerInt8Kernels('native', wasmInt8Kernels);
