@@ -11,7 +11,8 @@ export { softmaxForward, softmaxBackward, crossEntropy, layerNormForward, layerN
 export { add, scale, addBias, biasBackward, activationForward, activationBackward, gluForward, gluBackward,
   adamw, sumSquares, rope, embeddingForward, embeddingBackward, permute0213 } from './elementwise';
 export { gemmI8, gemmW8A32, quantizeRowsI8, embedI8 } from './int8';
-export { gemmBlockI8, gemmBlockW8A32, gemmCsrI8, gemmCsrW8A32 } from './int8sparse';
+export { gemmBlockI8, gemmCsrI8 } from './int8sparse';
+export { gemmBlockW8A32, gemmCsrW8A32 } from './int8sparse-f32';
 
 /** First byte JS may use (static data of this module lies below). */
 export function heapBase(): usize { return __heap_base; }

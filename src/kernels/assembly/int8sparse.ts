@@ -1,5 +1,5 @@
-// Sparse int8 kernels of the int8 interface (src/kernels/int8.ts): 1 x k block-sparse and CSR weights,
-// int8 x int8 (exact int32 sums, the dense kernels' float epilogue) and W8A32. Each export takes
+// Sparse int8 x int8 kernels of the int8 interface (src/kernels/int8.ts): 1 x k block-sparse and CSR
+// weights, exact int32 sums, the dense kernels' float epilogue (W8A32: int8sparse-f32.ts). Each export takes
 // (th, tid, nth, ...): chunk tid of nth owns a contiguous share of the output rows o.
 //
 // Block format: row o owns blocks rowPtr[o] .. rowPtr[o+1]-1; block b covers input columns
@@ -8,22 +8,31 @@
 // int16 vector: the weights of blocks b, b+1 are adjacent, their activations are gathered with
 // load32_zero + load32_lane). Other k run 8 columns at a time with a scalar tail. Tokens are taken 4 at
 // a time, so each block's weights are loaded once per 4 tokens.
-import { madd, splitStart } from './simd';
-import { dotAdd, f32at, hsumF, hsumI, i8at, putF, putI } from './int8';
+import { splitStart } from './simd';
+import { dotAdd, f32at, hsumI, i8at, putI } from './int8';
 
 // @ts-ignore: decorator
-@inline function colAt(blockCol: usize, b: i32): usize { return <usize>load<i32>(blockCol + (<usize>b << 2)); }
+@inline export function colAt(blockCol: usize, b: i32): usize { return <usize>load<i32>(blockCol + (<usize>b << 2)); }
 
 // @ts-ignore: decorator
-@inline function lo16(p: usize): v128 { return i16x8.extend_low_i8x16_s(v128.load32_zero(p)); }
+@inline export function lo16(p: usize): v128 { return i16x8.extend_low_i8x16_s(v128.load32_zero(p)); }
 
 // @ts-ignore: decorator
 @inline function pair16(p: usize, q: usize): v128 {
   return i16x8.extend_low_i8x16_s(v128.load32_lane(q, v128.load32_zero(p), 1));
 }
 
-/** Σ over blocks [b0, b1) of one row: weights vals (nBlocks,k), activations x (I) int8. */
-function blockDot1(x: usize, blockCol: usize, vals: usize, b0: i32, b1: i32, k: i32): i32 {
+/** [Σa, Σb, Σc, Σd]: four int32 lane sums in one vector (exact). */
+// @ts-ignore: decorator
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+/** Lane partial sums (their total is the row's dot product) over blocks [b0, b1) of one row, one token x (I). */
+// @ts-ignore: decorator
+@inline function rowAcc(x: usize, blockCol: usize, vals: usize, b0: i32, b1: i32, k: i32): v128 {
   let a = i32x4.splat(0), a2 = i32x4.splat(0);
   let b = b0;
   if (k == 16) {
@@ -52,17 +61,19 @@ function blockDot1(x: usize, blockCol: usize, vals: usize, b0: i32, b1: i32, k: 
       for (; j + 8 <= k; j += 8) a = dotAdd(a, v128.load8x8_s(v + <usize>j), v128.load8x8_s(p + <usize>j));
       for (; j < k; j++) s += i8at(v, j) * i8at(p, j);
     }
-    return s + hsumI(a);
+    a2 = i32x4.replace_lane(a2, 0, s);
   }
-  return hsumI(i32x4.add(a, a2));
+  return i32x4.add(a, a2);
 }
 
-/** Blocks [b0, b1) of row o for 4 tokens x0 + t·I; writes y[n..n+3, o]. */
-function blockRow4(y: usize, x0: usize, n: i32, xs: usize, blockCol: usize, vals: usize, b0: i32, b1: i32, k: i32,
-  o: i32, ws: usize, bias: usize, O: i32, I: i32): void {
+/**
+ * Lane i of the result: the dot product of row blocks [b0, b1) with token x0 + i·I (4 tokens), so each
+ * block's weights are loaded once for the 4 tokens.
+ */
+// @ts-ignore: decorator
+@inline function rowAcc4(x0: usize, I: i32, blockCol: usize, vals: usize, b0: i32, b1: i32, k: i32): v128 {
   const x1 = x0 + <usize>I, x2 = x1 + <usize>I, x3 = x2 + <usize>I;
   let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   let b = b0;
   if (k == 16) {
     for (; b < b1; b++) {
@@ -91,6 +102,7 @@ function blockRow4(y: usize, x0: usize, n: i32, xs: usize, blockCol: usize, vals
       a2 = dotAdd(a2, w, lo16(x2 + c)); a3 = dotAdd(a3, w, lo16(x3 + c));
     }
   } else {
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (; b < b1; b++) {
       const v = vals + <usize>(b * k), c = colAt(blockCol, b);
       let j = 0;
@@ -104,132 +116,114 @@ function blockRow4(y: usize, x0: usize, n: i32, xs: usize, blockCol: usize, vals
         s0 += w * i8at(x0, cj); s1 += w * i8at(x1, cj); s2 += w * i8at(x2, cj); s3 += w * i8at(x3, cj);
       }
     }
+    return i32x4.add(hsum4(a0, a1, a2, a3), i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(
+      i32x4.splat(s0), 1, s1), 2, s2), 3, s3));
   }
-  putI(y, O, n, o, s0 + hsumI(a0), xs, ws, bias); putI(y, O, n + 1, o, s1 + hsumI(a1), xs, ws, bias);
-  putI(y, O, n + 2, o, s2 + hsumI(a2), xs, ws, bias); putI(y, O, n + 3, o, s3 + hsumI(a3), xs, ws, bias);
+  return hsum4(a0, a1, a2, a3);
 }
 
-/** gemmI8 over a 1 x k block-sparse weight (O rows, I inputs). */
-export function gemmBlockI8(th: i32, tid: i32, nth: i32, y: usize, xq: usize, xs: usize, rowPtr: usize, blockCol: usize,
-  vals: usize, ws: usize, bias: usize, N: i32, O: i32, I: i32, k: i32): void {
-  const o0 = splitStart(O, nth, tid, 1), o1 = splitStart(O, nth, tid + 1, 1);
-  for (let o = o0; o < o1; o++) {
-    const b0 = load<i32>(rowPtr + (<usize>o << 2)), b1 = load<i32>(rowPtr + (<usize>o << 2), 4);
-    let n = 0;
-    for (; n + 4 <= N; n += 4) blockRow4(y, xq + <usize>(n * I), n, xs, blockCol, vals, b0, b1, k, o, ws, bias, O, I);
-    for (; n < N; n++) putI(y, O, n, o, blockDot1(xq + <usize>(n * I), blockCol, vals, b0, b1, k), xs, ws, bias);
-  }
+/** y[n, o..o+3] from the 4 rows' int32 sums s, in the interface's rounding order (lane-wise float32 ops). */
+// @ts-ignore: decorator
+@inline export function putRows4(y: usize, O: i32, n: i32, o: i32, s: v128, xs: f32, ws: usize, bias: usize): void {
+  let v = f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(xs));
+  v = f32x4.mul(v, v128.load(ws + (<usize>o << 2)));
+  if (bias) v = f32x4.add(v, v128.load(bias + (<usize>o << 2)));
+  v128.store(y + (<usize>(n * O + o) << 2), v);
 }
 
-// ------------------------------------------------------------------------------------------ W8A32
-
+/** y[n..n+3, o] from the 4 tokens' int32 sums s. */
 // @ts-ignore: decorator
-@inline function wlo(w: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)); }
-// @ts-ignore: decorator
-@inline function whi(w: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)); }
+@inline function putTokens4(y: usize, O: i32, n: i32, o: i32, s: v128, xs: usize, ws: f32, bias: usize): void {
+  let v = f32x4.mul(f32x4.convert_i32x4_s(s), v128.load(xs + (<usize>n << 2)));
+  v = f32x4.mul(v, f32x4.splat(ws));
+  if (bias) v = f32x4.add(v, f32x4.splat(f32at(bias, o)));
+  const p = y + (<usize>(n * O + o) << 2), st = <usize>O << 2;
+  v128.store32_lane(p, v, 0); v128.store32_lane(p + st, v, 1);
+  v128.store32_lane(p + 2 * st, v, 2); v128.store32_lane(p + 3 * st, v, 3);
+}
 
 /**
- * Float sum over blocks [b0, b1) of one row, x (I) float32: float32 lanes over groups of blocks
- * covering ~128 columns, totals in float64 (as the dense W8A32 kernels).
+ * gemmI8 over a 1 x k block-sparse weight (O rows, I inputs). Tokens 4 at a time (rows inner, so the 4
+ * tokens' activations stay in L1), the remaining tokens one at a time with rows 4 at a time (one
+ * vector epilogue per 4 rows: at I = 128 and 90% sparsity a row holds ~1 block, so per-row costs matter).
  */
-function blockDotF(x: usize, blockCol: usize, vals: usize, b0: i32, b1: i32, k: i32): f64 {
-  let t: f64 = 0;
-  const G = max<i32>(1, 128 / k);
-  for (let g = b0; g < b1; g += G) {
-    const ge = min<i32>(g + G, b1);
-    let a = f32x4.splat(0), a2 = f32x4.splat(0);
-    let b = g;
-    if (k == 16) {
-      for (; b < ge; b++) {
-        const v = vals + (<usize>b << 4), p = x + (colAt(blockCol, b) << 2);
-        const w = v128.load8x8_s(v), u = v128.load8x8_s(v, 8);
-        a = madd(v128.load(p), wlo(w), a); a2 = madd(v128.load(p, 16), whi(w), a2);
-        a = madd(v128.load(p, 32), wlo(u), a); a2 = madd(v128.load(p, 48), whi(u), a2);
-      }
-    } else if (k == 8) {
-      for (; b < ge; b++) {
-        const w = v128.load8x8_s(vals + (<usize>b << 3)), p = x + (colAt(blockCol, b) << 2);
-        a = madd(v128.load(p), wlo(w), a); a2 = madd(v128.load(p, 16), whi(w), a2);
-      }
-    } else if (k == 4) {
-      for (; b + 2 <= ge; b += 2) {
-        const w = v128.load8x8_s(vals + (<usize>b << 2));
-        a = madd(v128.load(x + (colAt(blockCol, b) << 2)), wlo(w), a);
-        a2 = madd(v128.load(x + (colAt(blockCol, b + 1) << 2)), whi(w), a2);
-      }
-      if (b < ge) a = madd(v128.load(x + (colAt(blockCol, b) << 2)), wlo(lo16(vals + (<usize>b << 2))), a);
-    } else {
-      for (; b < ge; b++) {
-        const v = vals + <usize>(b * k), c = <i32>colAt(blockCol, b);
-        let j = 0;
-        for (; j + 8 <= k; j += 8) {
-          const w = v128.load8x8_s(v + <usize>j), p = x + (<usize>(c + j) << 2);
-          a = madd(v128.load(p), wlo(w), a); a2 = madd(v128.load(p, 16), whi(w), a2);
-        }
-        for (; j < k; j++) t += <f64>i8at(v, j) * <f64>f32at(x, c + j);
-      }
-    }
-    t += hsumF(f32x4.add(a, a2));
-  }
-  return t;
-}
-
-/** gemmW8A32 over a 1 x k block-sparse weight; tokens one at a time (each a float row). */
-export function gemmBlockW8A32(th: i32, tid: i32, nth: i32, y: usize, x: usize, rowPtr: usize, blockCol: usize,
+export function gemmBlockI8(th: i32, tid: i32, nth: i32, y: usize, xq: usize, xs: usize, rowPtr: usize, blockCol: usize,
   vals: usize, ws: usize, bias: usize, N: i32, O: i32, I: i32, k: i32): void {
-  const o0 = splitStart(O, nth, tid, 1), o1 = splitStart(O, nth, tid + 1, 1);
-  const xrow = <usize>I << 2;
-  for (let o = o0; o < o1; o++) {
-    const b0 = load<i32>(rowPtr + (<usize>o << 2)), b1 = load<i32>(rowPtr + (<usize>o << 2), 4);
-    for (let n = 0; n < N; n++) putF(y, O, n, o, blockDotF(x + <usize>n * xrow, blockCol, vals, b0, b1, k), ws, bias);
+  const o0 = splitStart(O, nth, tid, 4), o1 = splitStart(O, nth, tid + 1, 4);
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const x0 = xq + <usize>(n * I);
+    for (let o = o0; o < o1; o++) {
+      const r = rowPtr + (<usize>o << 2);
+      putTokens4(y, O, n, o, rowAcc4(x0, I, blockCol, vals, load<i32>(r), load<i32>(r, 4), k), xs, f32at(ws, o), bias);
+    }
+  }
+  for (; n < N; n++) {
+    const x = xq + <usize>(n * I), xsn = f32at(xs, n);
+    let o = o0;
+    for (; o + 4 <= o1; o += 4) {
+      const r = rowPtr + (<usize>o << 2);
+      const e0 = load<i32>(r), e1 = load<i32>(r, 4), e2 = load<i32>(r, 8), e3 = load<i32>(r, 12), e4 = load<i32>(r, 16);
+      const s = hsum4(rowAcc(x, blockCol, vals, e0, e1, k), rowAcc(x, blockCol, vals, e1, e2, k),
+        rowAcc(x, blockCol, vals, e2, e3, k), rowAcc(x, blockCol, vals, e3, e4, k));
+      putRows4(y, O, n, o, s, xsn, ws, bias);
+    }
+    for (; o < o1; o++) {
+      const r = rowPtr + (<usize>o << 2);
+      putI(y, O, n, o, hsumI(rowAcc(x, blockCol, vals, load<i32>(r), load<i32>(r, 4), k)), xs, ws, bias);
+    }
   }
 }
 
 // -------------------------------------------------------------------------------------------- CSR
 
-/** gemmI8 over a CSR weight: scalar, 4 tokens per pass over a row's entries. */
+/** Σ over CSR entries [e0, e1) of x[col[e]] · values[e], one token (two chains). */
+// @ts-ignore: decorator
+@inline function csrDot(x: usize, col: usize, vals: usize, e0: i32, e1: i32): i32 {
+  let s0 = 0, s1 = 0, e = e0;
+  for (; e + 2 <= e1; e += 2) {
+    s0 += i8at(vals, e) * <i32>load<i8>(x + colAt(col, e));
+    s1 += i8at(vals, e + 1) * <i32>load<i8>(x + colAt(col, e + 1));
+  }
+  if (e < e1) s0 += i8at(vals, e) * <i32>load<i8>(x + colAt(col, e));
+  return s0 + s1;
+}
+
+// @ts-ignore: decorator
+@inline function vec4(a: i32, b: i32, c: i32, d: i32): v128 {
+  return i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(a), 1, b), 2, c), 3, d);
+}
+
+/** gemmI8 over a CSR weight: scalar products, 4 tokens per pass over a row's entries, vector epilogues. */
 export function gemmCsrI8(th: i32, tid: i32, nth: i32, y: usize, xq: usize, xs: usize, rowPtr: usize, col: usize,
   vals: usize, ws: usize, bias: usize, N: i32, O: i32, I: i32): void {
-  const o0 = splitStart(O, nth, tid, 1), o1 = splitStart(O, nth, tid + 1, 1);
-  for (let o = o0; o < o1; o++) {
-    const e0 = load<i32>(rowPtr + (<usize>o << 2)), e1 = load<i32>(rowPtr + (<usize>o << 2), 4);
-    let n = 0;
-    for (; n + 4 <= N; n += 4) {
-      const x0 = xq + <usize>(n * I), x1 = x0 + <usize>I, x2 = x1 + <usize>I, x3 = x2 + <usize>I;
+  const o0 = splitStart(O, nth, tid, 4), o1 = splitStart(O, nth, tid + 1, 4);
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const x0 = xq + <usize>(n * I), x1 = x0 + <usize>I, x2 = x1 + <usize>I, x3 = x2 + <usize>I;
+    for (let o = o0; o < o1; o++) {
+      const e0 = load<i32>(rowPtr + (<usize>o << 2)), e1 = load<i32>(rowPtr + (<usize>o << 2), 4);
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       for (let e = e0; e < e1; e++) {
         const c = colAt(col, e), w = i8at(vals, e);
         s0 += w * <i32>load<i8>(x0 + c); s1 += w * <i32>load<i8>(x1 + c);
         s2 += w * <i32>load<i8>(x2 + c); s3 += w * <i32>load<i8>(x3 + c);
       }
-      putI(y, O, n, o, s0, xs, ws, bias); putI(y, O, n + 1, o, s1, xs, ws, bias);
-      putI(y, O, n + 2, o, s2, xs, ws, bias); putI(y, O, n + 3, o, s3, xs, ws, bias);
-    }
-    for (; n < N; n++) {
-      const x0 = xq + <usize>(n * I);
-      let s0 = 0, s1 = 0, e = e0;
-      for (; e + 2 <= e1; e += 2) {
-        s0 += i8at(vals, e) * <i32>load<i8>(x0 + colAt(col, e));
-        s1 += i8at(vals, e + 1) * <i32>load<i8>(x0 + colAt(col, e + 1));
-      }
-      if (e < e1) s0 += i8at(vals, e) * <i32>load<i8>(x0 + colAt(col, e));
-      putI(y, O, n, o, s0 + s1, xs, ws, bias);
+      putTokens4(y, O, n, o, vec4(s0, s1, s2, s3), xs, f32at(ws, o), bias);
     }
   }
-}
-
-/** gemmW8A32 over a CSR weight: scalar float64 sums in entry order, as the reference. */
-export function gemmCsrW8A32(th: i32, tid: i32, nth: i32, y: usize, x: usize, rowPtr: usize, col: usize,
-  vals: usize, ws: usize, bias: usize, N: i32, O: i32, I: i32): void {
-  const o0 = splitStart(O, nth, tid, 1), o1 = splitStart(O, nth, tid + 1, 1);
-  const xrow = <usize>I << 2;
-  for (let o = o0; o < o1; o++) {
-    const e0 = load<i32>(rowPtr + (<usize>o << 2)), e1 = load<i32>(rowPtr + (<usize>o << 2), 4);
-    for (let n = 0; n < N; n++) {
-      const x0 = x + <usize>n * xrow;
-      let t: f64 = 0;
-      for (let e = e0; e < e1; e++) t += <f64>load<f32>(x0 + (colAt(col, e) << 2)) * <f64>i8at(vals, e);
-      putF(y, O, n, o, t, ws, bias);
+  for (; n < N; n++) {
+    const x = xq + <usize>(n * I), xsn = f32at(xs, n);
+    let o = o0;
+    for (; o + 4 <= o1; o += 4) {
+      const r = rowPtr + (<usize>o << 2);
+      const e0 = load<i32>(r), e1 = load<i32>(r, 4), e2 = load<i32>(r, 8), e3 = load<i32>(r, 12), e4 = load<i32>(r, 16);
+      putRows4(y, O, n, o, vec4(csrDot(x, col, vals, e0, e1), csrDot(x, col, vals, e1, e2), csrDot(x, col, vals, e2, e3),
+        csrDot(x, col, vals, e3, e4)), xsn, ws, bias);
+    }
+    for (; o < o1; o++) {
+      const r = rowPtr + (<usize>o << 2);
+      putI(y, O, n, o, csrDot(x, col, vals, load<i32>(r), load<i32>(r, 4)), xs, ws, bias);
     }
   }
 }
