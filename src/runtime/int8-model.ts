@@ -21,7 +21,7 @@ import { allocKVCache, type KVCache } from '../model/activations.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ForwardOptions } from '../model/transformer.js';
 import { attentionForward } from '../nn/attention.js';
-import { fakeQuantTokens } from '../quant/quantize.js';
+import { fakeQuantTokens, qRange } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
 import { parseExport, type ExportFiles, type LoadedExport } from '../io/export-read.js';
 import type { CausalLM } from './generate.js';
@@ -44,6 +44,11 @@ interface Scratch {
 export interface Int8ModelOptions {
   /** Integer kernels (default: those registered for the backend, else the plain-TS reference). */
   kernels?: Int8Kernels;
+  /**
+   * Overrides the export's activation quantization (bits, 0 = float activations). Anything other than
+   * what the student was trained with changes its outputs: an explicit speed / accuracy trade.
+   */
+  actBits?: number;
 }
 
 export class Int8Transformer implements CausalLM {
@@ -58,7 +63,8 @@ export class Int8Transformer implements CausalLM {
   constructor(readonly backend: Backend, loaded: LoadedExport, opts: Int8ModelOptions = {}) {
     this.config = loaded.config;
     this.kernels = opts.kernels ?? int8KernelsFor(backend, () => new TsInt8Kernels());
-    this.actBits = loaded.actBits;
+    this.actBits = opts.actBits ?? loaded.actBits;
+    if (this.actBits !== 0) qRange(this.actBits);
     this.matrices = new Map();
     for (const [name, W] of loaded.matrices) this.matrices.set(name, this.repack(W));
     for (const [name, f] of loaded.floats) {
@@ -199,12 +205,14 @@ export class Int8Transformer implements CausalLM {
     const { B, T } = s, N = B * T, C = c.dim, D = c.headDim, H = c.nHead, KV = c.nKVHead, F = c.ffnDim;
     this.norm(`${p}.attn_norm`, s.n, s.x, s, N);
     this.quantize(s.n, N, C, s);
-    this.linear(s.proj, this.W(`${p}.q`), this.bias(`${p}.q`), s.n, N, s, true);
-    be.permute0213(s.q, s.proj, B, T, H, D);
-    this.linear(s.proj, this.W(`${p}.k`), this.bias(`${p}.k`), s.n, N, s, true);
-    be.permute0213(s.k, s.proj, B, T, KV, D);
-    this.linear(s.proj, this.W(`${p}.v`), this.bias(`${p}.v`), s.n, N, s, true);
-    be.permute0213(s.v, s.proj, B, T, KV, D);
+    // (B,T,heads,D) -> (B,heads,T,D); with T = 1 both layouts are the same and the projection lands in place
+    const proj = (dst: Float32Array, name: string, heads: number) => {
+      this.linear(T === 1 ? dst : s.proj, this.W(`${p}.${name}`), this.bias(`${p}.${name}`), s.n, N, s, true);
+      if (T !== 1) be.permute0213(dst, s.proj, B, T, heads, D);
+    };
+    proj(s.q, 'q', H);
+    proj(s.k, 'k', KV);
+    proj(s.v, 'v', KV);
     if (this.rope) {
       be.rope(s.q, B, H, T, D, P, this.rope.cos, this.rope.sin);
       be.rope(s.k, B, KV, T, D, P, this.rope.cos, this.rope.sin);
@@ -220,8 +228,8 @@ export class Int8Transformer implements CausalLM {
     }
     const topK = opt.topK ?? c.attnTopK;
     attentionForward(be, s.heads, s.att, s.q, kAll, vAll, { B, H, KV, T, Tk: P + T, Tmax, D, topK });
-    be.permute0213(s.y, s.heads, B, H, T, D);
-    this.linear(s.x2, this.W(`${p}.o`), this.bias(`${p}.o`), s.y, N, s);
+    if (T !== 1) be.permute0213(s.y, s.heads, B, H, T, D);
+    this.linear(s.x2, this.W(`${p}.o`), this.bias(`${p}.o`), T === 1 ? s.heads : s.y, N, s);
     be.add(s.x2, s.x2, s.x, N * C);
     this.norm(`${p}.mlp_norm`, s.n, s.x2, s, N);
     this.quantize(s.n, N, C, s);
