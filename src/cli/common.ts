@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { createBackend } from '../kernels/registry.js';
 import type { Backend, BackendName } from '../kernels/backend.js';
 import { QkdError } from '../tensor/errors.js';
+import type { TrainHooks, TrainSummary } from '../train/trainer.js';
 
 export interface BackendFlags {
   backend: BackendName;
@@ -90,4 +91,30 @@ export function progress(label: string, extra = ''): Progress {
 
 export function warn(msg: string): void {
   process.stderr.write(`qkd: warning: ${msg}\n`);
+}
+
+/**
+ * Runs a training-like job with a progress bar, per-evaluation lines and a one-line summary on
+ * stderr; an interrupted run (SIGINT/SIGTERM, checkpoint saved) exits with 130.
+ */
+export async function runTrainingJob<S extends TrainSummary>(label: string, flags: BackendFlags,
+  job: (be: Backend, hooks: TrainHooks) => Promise<S>, extraSummary: (s: S) => string = () => ''): Promise<void> {
+  const be = await openBackend(flags);
+  const bar = progress(label, ' | loss {loss} | {tps} tok/s');
+  const log = (m: string) => process.stderr.write(`${label}: ${m}\n`);
+  try {
+    const s = await job(be, {
+      onInfo: log,
+      onStep: (p) => bar.update(p.step, p.steps, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec) }),
+      onEval: (e) => log(`step ${e.step}: valid ppl ${e.result.ppl.toFixed(3)}${e.best ? ' (best)' : ''}`),
+    });
+    bar.stop();
+    const b = s.best ? `best valid ppl ${s.best.ppl.toFixed(3)} at step ${s.bestStep}` : 'no evaluation';
+    process.stderr.write(`${label}: ${s.interrupted ? 'interrupted' : 'done'}: ${s.steps} steps in ${s.seconds.toFixed(1)} s, ` +
+      `last loss ${s.lastLoss.toFixed(4)}, ${b}${extraSummary(s)}; model in ${s.modelDir}\n`);
+    if (s.interrupted) process.exitCode = 130;
+  } finally {
+    bar.stop();
+    await be.dispose();
+  }
 }

@@ -6,7 +6,7 @@ import { distill } from '../distill/distill.js';
 import { buildTeacherCache } from '../distill/teacher.js';
 import { DataSchema, readConfigFile } from '../train/config.js';
 import { QkdError } from '../tensor/errors.js';
-import { addBackendOptions, floatFlag, intFlag, openBackend, progress } from './common.js';
+import { addBackendOptions, floatFlag, intFlag, openBackend, progress, runTrainingJob } from './common.js';
 import { dataFromFlags } from './train.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -85,26 +85,10 @@ export function registerDistill(program: Command): void {
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};
       const cfg = makeDistillConfig(file, distillFlags(o), o.config ?? 'flags');
-      const be = await openBackend(o);
-      const bar = progress('distill', ' | loss {loss} | {tps} tok/s');
-      const log = (m: string) => process.stderr.write(`distill: ${m}\n`);
-      try {
-        const s = await distill(cfg, be, o.out, !!o.resume, {
-          onInfo: log,
-          onStep: (p) => bar.update(p.step, p.steps, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec) }),
-          onEval: (e) => log(`step ${e.step}: valid ppl ${e.result.ppl.toFixed(3)}${e.best ? ' (best)' : ''}`),
-        });
-        bar.stop();
+      await runTrainingJob('distill', o, (be, hooks) => distill(cfg, be, o.out, !!o.resume, hooks), (s) => {
         const sp = Object.values(s.sparsity);
-        const spText = sp.length ? `, sparsity ${Math.min(...sp).toFixed(4)}..${Math.max(...sp).toFixed(4)}` : '';
-        const b = s.best ? `best valid ppl ${s.best.ppl.toFixed(3)} at step ${s.bestStep}` : 'no evaluation';
-        process.stderr.write(`distill: ${s.interrupted ? 'interrupted' : 'done'}: ${s.steps} steps in ${s.seconds.toFixed(1)} s, ` +
-          `${b}${spText}; model in ${s.modelDir}\n`);
-        if (s.interrupted) process.exitCode = 130;
-      } finally {
-        bar.stop();
-        await be.dispose();
-      }
+        return sp.length ? `, sparsity ${Math.min(...sp).toFixed(4)}..${Math.max(...sp).toFixed(4)}` : '';
+      });
     });
 
   addBackendOptions(program.command('teacher-cache')

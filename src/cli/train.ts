@@ -6,7 +6,7 @@ import { loadTextInputs } from '../data/text.js';
 import { writeDirAtomic } from '../io/atomic.js';
 import { makeTrainConfig, readConfigFile } from '../train/config.js';
 import { train } from '../train/trainer.js';
-import { addBackendOptions, floatFlag, intFlag, openBackend, progress } from './common.js';
+import { addBackendOptions, floatFlag, intFlag, runTrainingJob } from './common.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -57,24 +57,7 @@ export function registerTrain(program: Command): void {
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};
       const cfg = makeTrainConfig(file, trainFlags(o), o.config ?? 'flags');
-      const be = await openBackend(o);
-      const bar = progress('train', ' | loss {loss} | {tps} tok/s');
-      const log = (m: string) => process.stderr.write(`train: ${m}\n`);
-      try {
-        const s = await train(cfg, be, o.out, !!o.resume, {
-          onInfo: log,
-          onStep: (p) => bar.update(p.step, p.steps, { loss: p.loss.toFixed(4), tps: Math.round(p.tokensPerSec) }),
-          onEval: (e) => log(`step ${e.step}: valid ppl ${e.result.ppl.toFixed(3)}${e.best ? ' (best)' : ''}`),
-        });
-        bar.stop();
-        const b = s.best ? `best valid ppl ${s.best.ppl.toFixed(3)} at step ${s.bestStep}` : 'no evaluation';
-        process.stderr.write(`train: ${s.interrupted ? 'interrupted' : 'done'}: ${s.steps} steps in ${s.seconds.toFixed(1)} s, ` +
-          `last loss ${s.lastLoss.toFixed(4)}, ${b}; model in ${s.modelDir}\n`);
-        if (s.interrupted) process.exitCode = 130;
-      } finally {
-        bar.stop();
-        await be.dispose();
-      }
+      await runTrainingJob('train', o, (be, hooks) => train(cfg, be, o.out, !!o.resume, hooks));
     });
 
   program.command('tokenizer')
