@@ -21,9 +21,11 @@ const SHAPES: [number, number][] = [[1, 48], [5, 48], [17, 96], [33, 144], [130,
 const NS = [1, 3, 17];
 const KS = [1, 2, 4, 8, 12, 16, 24];
 
+type CaseFn = (O: number, I: number, N: number, k: number, Wd: Int8Array, ws: Float32Array, bias: Float32Array | null,
+  seed: number) => void;
+
 /** Runs fn for every (shape, N, k) with a weight whose blocks are `empty` empty, plus its scales and bias. */
-function forCases(empty: number, seed0: number,
-  fn: (O: number, I: number, N: number, k: number, Wd: Int8Array, ws: Float32Array, bias: Float32Array | null, seed: number) => void): void {
+function forCases(empty: number, seed0: number, fn: CaseFn): void {
   SHAPES.forEach(([O, I], si) => {
     for (const k of KS) {
       if (I % k !== 0) continue;

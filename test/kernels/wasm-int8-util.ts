@@ -39,9 +39,12 @@ export function inF32(be: WasmBackend, a: Float32Array): Float32Array { const v 
 /** Asserts got and want hold the same float32 bit patterns (first difference named). */
 export function sameBits(got: Float32Array, want: Float32Array, what: string): void {
   assert.equal(got.length, want.length, `${what}: length`);
-  const g = new Uint32Array(got.buffer, got.byteOffset, got.length), w = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  const g = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const w = new Uint32Array(want.buffer, want.byteOffset, want.length);
   for (let i = 0; i < w.length; i++) {
-    if (g[i] !== w[i]) assert.fail(`${what}: y[${i}] = ${got[i]}, reference ${want[i]} (bits ${g[i].toString(16)} vs ${w[i].toString(16)})`);
+    if (g[i] !== w[i]) {
+      assert.fail(`${what}: y[${i}] = ${got[i]}, reference ${want[i]} (bits ${g[i].toString(16)} vs ${w[i].toString(16)})`);
+    }
   }
 }
 

@@ -119,14 +119,15 @@ test('embedI8 is bit-identical to the reference', () => {
     id.set(ids);
     k.embedI8(out, id, inI8(k, Wq), inF32(be, ws), N, C);
     sameBits(out, want, `${label} embedI8`);
-    assert.throws(() => k.embedI8(out, Int32Array.of(V), Wq, ws, 1, C), (e: unknown) => e instanceof QkdError && e.code === 'E_INPUT');
+    assert.throws(() => k.embedI8(out, Int32Array.of(V), Wq, ws, 1, C),
+      (e: unknown) => e instanceof QkdError && e.code === 'E_INPUT');
   }
 });
 
 test('registry, allocation and argument errors', () => {
   for (const { label, be, k } of all) {
     const got = int8KernelsFor(be, () => ts);
-    assert.ok(got instanceof WasmInt8Kernels && got === k, `${label}: int8KernelsFor gives the wasm kernels, one per engine`);
+    assert.ok(got instanceof WasmInt8Kernels && got === k, `${label}: int8KernelsFor gives the engine's wasm kernels`);
     assert.equal(got.formatRule, k.formatRule);
     const a = k.allocI8(37), b = k.allocI32(5);
     assert.ok(a.every((v) => v === 0) && b.every((v) => v === 0), `${label}: zero-filled`);

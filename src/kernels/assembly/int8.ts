@@ -55,6 +55,28 @@ const CB: i32 = 128;
   store<f32>(y + (<usize>(n * O + o) << 2), v);
 }
 
+/** [Σa, Σb, Σc, Σd]: four int32 lane sums in one vector (exact). */
+// @ts-ignore: decorator
+@inline export function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+// @ts-ignore: decorator
+@inline export function vec4(a: i32, b: i32, c: i32, d: i32): v128 {
+  return i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(a), 1, b), 2, c), 3, d);
+}
+
+/** y[n, o..o+3] from the 4 rows' int32 sums s, in putI's rounding order (lane-wise float32 operations). */
+// @ts-ignore: decorator
+@inline export function putRows4(y: usize, O: i32, n: i32, o: i32, s: v128, xs: f32, ws: usize, bias: usize): void {
+  let v = f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(xs));
+  v = f32x4.mul(v, v128.load(ws + (<usize>o << 2)));
+  if (bias) v = f32x4.add(v, v128.load(bias + (<usize>o << 2)));
+  v128.store(y + (<usize>(n * O + o) << 2), v);
+}
+
 /** 4 weight rows x 2 tokens, int8 x int8. */
 function i8Tile4x2(y: usize, x0: usize, n: i32, xs: usize, w0: usize, o: i32, ws: usize, bias: usize, O: i32, I: i32): void {
   const x1 = x0 + <usize>I, w1 = w0 + <usize>I, w2 = w1 + <usize>I, w3 = w2 + <usize>I;
@@ -72,19 +94,20 @@ function i8Tile4x2(y: usize, x0: usize, n: i32, xs: usize, w0: usize, o: i32, ws
     w = v128.load8x8_s(w3 + p);
     a30 = dotAdd(a30, w, u); a31 = dotAdd(a31, w, v);
   }
-  let s00 = hsumI(a00), s01 = hsumI(a01), s10 = hsumI(a10), s11 = hsumI(a11);
-  let s20 = hsumI(a20), s21 = hsumI(a21), s30 = hsumI(a30), s31 = hsumI(a31);
-  for (let i = I8; i < I; i++) {
-    const u = i8at(x0, i), v = i8at(x1, i);
-    let w = i8at(w0, i); s00 += w * u; s01 += w * v;
-    w = i8at(w1, i); s10 += w * u; s11 += w * v;
-    w = i8at(w2, i); s20 += w * u; s21 += w * v;
-    w = i8at(w3, i); s30 += w * u; s31 += w * v;
+  let s0 = hsum4(a00, a10, a20, a30), s1 = hsum4(a01, a11, a21, a31);
+  if (I8 < I) {
+    let t00 = 0, t01 = 0, t10 = 0, t11 = 0, t20 = 0, t21 = 0, t30 = 0, t31 = 0;
+    for (let i = I8; i < I; i++) {
+      const u = i8at(x0, i), v = i8at(x1, i);
+      let w = i8at(w0, i); t00 += w * u; t01 += w * v;
+      w = i8at(w1, i); t10 += w * u; t11 += w * v;
+      w = i8at(w2, i); t20 += w * u; t21 += w * v;
+      w = i8at(w3, i); t30 += w * u; t31 += w * v;
+    }
+    s0 = i32x4.add(s0, vec4(t00, t10, t20, t30)); s1 = i32x4.add(s1, vec4(t01, t11, t21, t31));
   }
-  putI(y, O, n, o, s00, xs, ws, bias); putI(y, O, n + 1, o, s01, xs, ws, bias);
-  putI(y, O, n, o + 1, s10, xs, ws, bias); putI(y, O, n + 1, o + 1, s11, xs, ws, bias);
-  putI(y, O, n, o + 2, s20, xs, ws, bias); putI(y, O, n + 1, o + 2, s21, xs, ws, bias);
-  putI(y, O, n, o + 3, s30, xs, ws, bias); putI(y, O, n + 1, o + 3, s31, xs, ws, bias);
+  putRows4(y, O, n, o, s0, f32at(xs, n), ws, bias);
+  putRows4(y, O, n + 1, o, s1, f32at(xs, n + 1), ws, bias);
 }
 
 /** 4 weight rows x 1 token (decode), 16 columns per step. */
@@ -105,13 +128,16 @@ function i8Tile4x1(y: usize, x0: usize, n: i32, xs: usize, w0: usize, o: i32, ws
     a2 = dotAdd(a2, v128.load8x8_s(w2 + p), u); a3 = dotAdd(a3, v128.load8x8_s(w3 + p), u);
     i += 8;
   }
-  let s0 = hsumI(a0), s1 = hsumI(a1), s2 = hsumI(a2), s3 = hsumI(a3);
-  for (; i < I; i++) {
-    const u = i8at(x0, i);
-    s0 += i8at(w0, i) * u; s1 += i8at(w1, i) * u; s2 += i8at(w2, i) * u; s3 += i8at(w3, i) * u;
+  let s = hsum4(a0, a1, a2, a3);
+  if (i < I) {
+    let t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    for (; i < I; i++) {
+      const u = i8at(x0, i);
+      t0 += i8at(w0, i) * u; t1 += i8at(w1, i) * u; t2 += i8at(w2, i) * u; t3 += i8at(w3, i) * u;
+    }
+    s = i32x4.add(s, vec4(t0, t1, t2, t3));
   }
-  putI(y, O, n, o, s0, xs, ws, bias); putI(y, O, n, o + 1, s1, xs, ws, bias);
-  putI(y, O, n, o + 2, s2, xs, ws, bias); putI(y, O, n, o + 3, s3, xs, ws, bias);
+  putRows4(y, O, n, o, s, f32at(xs, n), ws, bias);
 }
 
 /** One weight row x one token. */
@@ -124,23 +150,42 @@ function i8Dot(x0: usize, w0: usize, I: i32): i32 {
   return s;
 }
 
-/** y (N,O) = (xq (N,I) · Wq (O,I)ᵀ) · xScale[n] · wScale[o] (+ bias); rows of W split across chunks. */
+/**
+ * Tokens per pass over the weights (even, >= 2): their activation rows (rowBytes each) fill <= 16 KiB,
+ * so they stay in L1 while every 4-row weight tile streams past them.
+ */
+// @ts-ignore: decorator
+@inline function tokenBlock(rowBytes: i32): i32 { return max<i32>(2, (16384 / max<i32>(rowBytes, 1)) & ~1); }
+
+/**
+ * y (N,O) = (xq (N,I) · Wq (O,I)ᵀ) · xScale[n] · wScale[o] (+ bias); rows of W split across chunks,
+ * tokens in L1-sized blocks, 4 x 2 register tiles (4 x 1 for an odd token: decode).
+ */
 export function gemmI8(th: i32, tid: i32, nth: i32, y: usize, xq: usize, xs: usize, W: usize, ws: usize, bias: usize,
   N: i32, O: i32, I: i32): void {
-  const o0 = splitStart(O, nth, tid, 4), o1 = splitStart(O, nth, tid + 1, 4);
-  let o = o0;
-  for (; o + 4 <= o1; o += 4) {
-    const w0 = W + <usize>(o * I);
-    let n = 0;
-    for (; n + 2 <= N; n += 2) i8Tile4x2(y, xq + <usize>(n * I), n, xs, w0, o, ws, bias, O, I);
-    if (n < N) i8Tile4x1(y, xq + <usize>(n * I), n, xs, w0, o, ws, bias, O, I);
-  }
-  for (; o < o1; o++) {
-    for (let n = 0; n < N; n++) putI(y, O, n, o, i8Dot(xq + <usize>(n * I), W + <usize>(o * I), I), xs, ws, bias);
+  const o0 = splitStart(O, nth, tid, 4), o1 = splitStart(O, nth, tid + 1, 4), TB = tokenBlock(I);
+  for (let n0 = 0; n0 < N; n0 += TB) {
+    const n1 = min<i32>(N, n0 + TB);
+    let o = o0;
+    for (; o + 4 <= o1; o += 4) {
+      const w0 = W + <usize>(o * I);
+      let n = n0;
+      for (; n + 2 <= n1; n += 2) i8Tile4x2(y, xq + <usize>(n * I), n, xs, w0, o, ws, bias, O, I);
+      if (n < n1) i8Tile4x1(y, xq + <usize>(n * I), n, xs, w0, o, ws, bias, O, I);
+    }
+    for (; o < o1; o++) {
+      for (let n = n0; n < n1; n++) putI(y, O, n, o, i8Dot(xq + <usize>(n * I), W + <usize>(o * I), I), xs, ws, bias);
+    }
   }
 }
 
 // ------------------------------------------------------------------------------------------ W8A32
+
+/** int16 lanes 0-3 / 4-7 of w as float32. */
+// @ts-ignore: decorator
+@inline export function wlo(w: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)); }
+// @ts-ignore: decorator
+@inline export function whi(w: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)); }
 
 /** 4 weight rows x 2 tokens, float activations: float32 lanes per column block, float64 totals. */
 function f32Tile4x2(y: usize, x0: usize, n: i32, w0: usize, o: i32, ws: usize, bias: usize, O: i32, I: i32): void {
@@ -215,13 +260,13 @@ function f32Tile4x1(y: usize, x0: usize, n: i32, w0: usize, o: i32, ws: usize, b
     for (let i = c0; i < c1; i += 8) {
       const p = <usize>i, q = p << 2, u = v128.load(x0 + q), v = v128.load(x0 + q, 16);
       let w = v128.load8x8_s(w0 + p);
-      a0 = madd(v, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)), madd(u, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)), a0));
+      a0 = madd(v, whi(w), madd(u, wlo(w), a0));
       w = v128.load8x8_s(w1 + p);
-      a1 = madd(v, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)), madd(u, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)), a1));
+      a1 = madd(v, whi(w), madd(u, wlo(w), a1));
       w = v128.load8x8_s(w2 + p);
-      a2 = madd(v, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)), madd(u, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)), a2));
+      a2 = madd(v, whi(w), madd(u, wlo(w), a2));
       w = v128.load8x8_s(w3 + p);
-      a3 = madd(v, f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)), madd(u, f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)), a3));
+      a3 = madd(v, whi(w), madd(u, wlo(w), a3));
     }
     t0 += hsumF(a0); t1 += hsumF(a1); t2 += hsumF(a2); t3 += hsumF(a3);
   }
@@ -236,17 +281,20 @@ function f32Tile4x1(y: usize, x0: usize, n: i32, w0: usize, o: i32, ws: usize, b
 /** y (N,O) = (x (N,I) · Wq (O,I)ᵀ) · wScale[o] (+ bias); rows of W split across chunks. */
 export function gemmW8A32(th: i32, tid: i32, nth: i32, y: usize, x: usize, W: usize, ws: usize, bias: usize,
   N: i32, O: i32, I: i32): void {
-  const o0 = splitStart(O, nth, tid, 4), o1 = splitStart(O, nth, tid + 1, 4);
+  const o0 = splitStart(O, nth, tid, 4), o1 = splitStart(O, nth, tid + 1, 4), TB = tokenBlock(I << 2);
   const xrow = <usize>I << 2;
-  let o = o0;
-  for (; o + 4 <= o1; o += 4) {
-    const w0 = W + <usize>(o * I);
-    let n = 0;
-    for (; n + 2 <= N; n += 2) f32Tile4x2(y, x + <usize>n * xrow, n, w0, o, ws, bias, O, I);
-    if (n < N) f32Tile4x1(y, x + <usize>n * xrow, n, w0, o, ws, bias, O, I);
-  }
-  for (; o < o1; o++) {
-    for (let n = 0; n < N; n++) putF(y, O, n, o, f32Dot(x + <usize>n * xrow, W + <usize>(o * I), I), ws, bias);
+  for (let n0 = 0; n0 < N; n0 += TB) {
+    const n1 = min<i32>(N, n0 + TB);
+    let o = o0;
+    for (; o + 4 <= o1; o += 4) {
+      const w0 = W + <usize>(o * I);
+      let n = n0;
+      for (; n + 2 <= n1; n += 2) f32Tile4x2(y, x + <usize>n * xrow, n, w0, o, ws, bias, O, I);
+      if (n < n1) f32Tile4x1(y, x + <usize>n * xrow, n, w0, o, ws, bias, O, I);
+    }
+    for (; o < o1; o++) {
+      for (let n = n0; n < n1; n++) putF(y, O, n, o, f32Dot(x + <usize>n * xrow, W + <usize>(o * I), I), ws, bias);
+    }
   }
 }
 
@@ -258,7 +306,8 @@ export function gemmW8A32(th: i32, tid: i32, nth: i32, y: usize, x: usize, W: us
  * pmax skips NaN like the reference's `a > m`; a NaN quotient survives pmax/pmin and truncates to 0,
  * as a NaN stored into an Int8Array does. Token rows split across chunks.
  */
-export function quantizeRowsI8(th: i32, tid: i32, nth: i32, xq: usize, xs: usize, x: usize, N: i32, C: i32, bits: i32): void {
+export function quantizeRowsI8(th: i32, tid: i32, nth: i32, xq: usize, xs: usize, x: usize, N: i32, C: i32,
+  bits: i32): void {
   const n0 = splitStart(N, nth, tid, 1), n1 = splitStart(N, nth, tid + 1, 1);
   const qmax = <f32>((1 << (bits - 1)) - 1), qmin = -qmax - 1;
   const vmax = f32x4.splat(qmax), vmin = f32x4.splat(qmin);

@@ -6,13 +6,8 @@
 // float64 per group, as in the dense W8A32 kernels (int8.ts), so the interface's tolerance holds for any
 // I. Tokens go 4 at a time so each block's weights are widened to float32 once per 4 tokens.
 import { madd, splitStart } from './simd';
-import { f32at, hsumF, i8at, putF } from './int8';
+import { f32at, hsumF, i8at, putF, whi, wlo } from './int8';
 import { colAt, lo16 } from './int8sparse';
-
-// @ts-ignore: decorator
-@inline function wlo(w: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(w)); }
-// @ts-ignore: decorator
-@inline function whi(w: v128): v128 { return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(w)); }
 
 /** Blocks per float32 group: <= 128 columns. */
 // @ts-ignore: decorator

@@ -9,7 +9,7 @@
 // load32_zero + load32_lane). Other k run 8 columns at a time with a scalar tail. Tokens are taken 4 at
 // a time, so each block's weights are loaded once per 4 tokens.
 import { splitStart } from './simd';
-import { dotAdd, f32at, hsumI, i8at, putI } from './int8';
+import { dotAdd, f32at, hsum4, hsumI, i8at, putI, putRows4, vec4 } from './int8';
 
 // @ts-ignore: decorator
 @inline export function colAt(blockCol: usize, b: i32): usize { return <usize>load<i32>(blockCol + (<usize>b << 2)); }
@@ -20,14 +20,6 @@ import { dotAdd, f32at, hsumI, i8at, putI } from './int8';
 // @ts-ignore: decorator
 @inline function pair16(p: usize, q: usize): v128 {
   return i16x8.extend_low_i8x16_s(v128.load32_lane(q, v128.load32_zero(p), 1));
-}
-
-/** [Σa, Σb, Σc, Σd]: four int32 lane sums in one vector (exact). */
-// @ts-ignore: decorator
-@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 2, 4, 6), v128.shuffle<i32>(a, b, 1, 3, 5, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 2, 4, 6), v128.shuffle<i32>(c, d, 1, 3, 5, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
 }
 
 /** Lane partial sums (their total is the row's dot product) over blocks [b0, b1) of one row, one token x (I). */
@@ -122,15 +114,6 @@ import { dotAdd, f32at, hsumI, i8at, putI } from './int8';
   return hsum4(a0, a1, a2, a3);
 }
 
-/** y[n, o..o+3] from the 4 rows' int32 sums s, in the interface's rounding order (lane-wise float32 ops). */
-// @ts-ignore: decorator
-@inline export function putRows4(y: usize, O: i32, n: i32, o: i32, s: v128, xs: f32, ws: usize, bias: usize): void {
-  let v = f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(xs));
-  v = f32x4.mul(v, v128.load(ws + (<usize>o << 2)));
-  if (bias) v = f32x4.add(v, v128.load(bias + (<usize>o << 2)));
-  v128.store(y + (<usize>(n * O + o) << 2), v);
-}
-
 /** y[n..n+3, o] from the 4 tokens' int32 sums s. */
 // @ts-ignore: decorator
 @inline function putTokens4(y: usize, O: i32, n: i32, o: i32, s: v128, xs: usize, ws: f32, bias: usize): void {
@@ -187,11 +170,6 @@ export function gemmBlockI8(th: i32, tid: i32, nth: i32, y: usize, xq: usize, xs
   }
   if (e < e1) s0 += i8at(vals, e) * <i32>load<i8>(x + colAt(col, e));
   return s0 + s1;
-}
-
-// @ts-ignore: decorator
-@inline function vec4(a: i32, b: i32, c: i32, d: i32): v128 {
-  return i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(a), 1, b), 2, c), 3, d);
 }
 
 /** gemmI8 over a CSR weight: scalar products, 4 tokens per pass over a row's entries, vector epilogues. */

@@ -25,22 +25,34 @@ const PAR_MAC = 1 << 16;
 const PAR_EW = 1 << 15;
 
 /**
- * This implementation's format rule, measured by bench/int8.ts (the report in the commit gives the
- * table): 1 x k blocks beat the SIMD dense kernel below ~1/2 block fill; scalar CSR only wins at very
- * high sparsity, where it is still smaller than dense.
+ * This implementation's format rule, measured by bench/int8.ts (density sweep, 1 thread, int8 x int8,
+ * O x I in {384x128, 128x384, 2048x128}, N = 1 and 16; time relative to the SIMD dense kernel):
+ * - 1 x 16 and 1 x 8 blocks: ~0.25 + 1.2 · fill (1 x 4: ~0.4 + 1.75 · fill); no slower than dense up to
+ *   fill 0.5 for k = 16 and 8 in every case (0.3 for k = 4), 3-5x faster at fill 0.1.
+ * - scalar CSR: ~0.1 + 10 · density (its gathers cost ~10x a SIMD block value): 0.75-0.87x dense at
+ *   10% density, break-even at ~5%.
+ * (W8A32, whose dense kernel is ~2x slower, breaks even later: blocks 0.5-0.6, CSR 0.1.)
  */
-export const WASM_FORMAT_RULE: FormatRule = Object.freeze({ maxBlockFill: 0.5, maxCsrDensity: 0.1 });
+export const WASM_FORMAT_RULE: FormatRule = Object.freeze({ maxBlockFill: 0.5, maxCsrDensity: 0.05 });
 
 const MAX_I32 = 0x7fffffff;
 
-function checkSizes(what: string, sizes: Record<string, number>): void {
-  let prod = 1;
-  for (const [k, v] of Object.entries(sizes)) {
-    if (!Number.isInteger(v) || v < 0 || v > MAX_I32) throw new QkdError('E_SHAPE', `wasm ${what}: ${k} = ${v} is not a size`);
-    prod *= Math.max(v, 1);
-  }
-  // byte offsets inside the kernels are 32-bit: every operand must fit
-  if (prod > MAX_I32) throw new QkdError('E_SHAPE', `wasm ${what}: ${JSON.stringify(sizes)} exceeds 2^31 elements`);
+/**
+ * A sparse product's work in dense multiply-adds: the stored weights, plus ~32 per output row and token
+ * for the per-row cost (loop set-up and epilogue: ~1.5 ns, measured at I = 128 with ~1 block per row).
+ */
+const sparseWork = (N: number, stored: number, O: number): number => N * (stored + 32 * O);
+
+/**
+ * Each size a non-negative int32. (Operand lengths are checked by the engine; a buffer that holds N·O
+ * floats in a 4 GiB memory keeps every element offset the kernels compute below 2^31.) `names` lists
+ * the sizes' names for the message, comma-separated.
+ */
+function checkSizes(what: string, names: string, a: number, b = 0, c = 0, d = 0): void {
+  const ok = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= MAX_I32;
+  if (ok(a) && ok(b) && ok(c) && ok(d)) return;
+  const vals = [a, b, c, d], list = names.split(',').map((n, i) => `${n} = ${vals[i]}`).join(', ');
+  throw new QkdError('E_SHAPE', `wasm ${what}: ${list}: not all are sizes (non-negative int32)`);
 }
 
 export class WasmInt8Kernels implements Int8Kernels {
@@ -51,93 +63,89 @@ export class WasmInt8Kernels implements Int8Kernels {
 
   constructor(readonly engine: WasmEngine) {}
 
-  allocI8(n: number): Int8Array { checkSizes('allocI8', { n }); return this.engine.allocI8(n); }
-  allocI32(n: number): Int32Array { checkSizes('allocI32', { n }); return this.engine.allocI32(n); }
+  allocI8(n: number): Int8Array { checkSizes('allocI8', 'n', n); return this.engine.allocI8(n); }
+  allocI32(n: number): Int32Array { checkSizes('allocI32', 'n', n); return this.engine.allocI32(n); }
   free(buf: Int8Array | Int32Array): void { this.engine.free(buf); }
 
   quantizeRowsI8(xq: Int8Array, xScale: Float32Array, x: Float32Array, N: number, C: number, bits: number): void {
     const e = this.engine, w = 'quantizeRowsI8';
-    checkSizes(w, { N, C });
+    checkSizes(w, 'N,C', N, C);
     if (!Number.isInteger(bits) || bits < 2 || bits > 8) {
       throw new QkdError('E_CONFIG', `wasm ${w}: bits must be an integer in 2..8, got ${bits}`);
     }
-    e.run('quantizeRowsI8', e.chunks(N * C, PAR_EW),
-      [e.i8(xq, N * C, `${w} xq`, Out), e.f32(xScale, N, `${w} xScale`, Out), e.f32(x, N * C, `${w} x`, In), N, C, bits]);
+    e.run('quantizeRowsI8', e.chunks(N * C, PAR_EW), [e.i8(xq, N * C, 'quantizeRowsI8 xq', Out),
+      e.f32(xScale, N, 'quantizeRowsI8 xScale', Out), e.f32(x, N * C, 'quantizeRowsI8 x', In), N, C, bits]);
   }
 
   gemmI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, Wq: Int8Array, wScale: Float32Array,
     N: number, O: number, I: number, bias?: Float32Array | null): void {
-    const e = this.engine, w = 'gemmI8';
-    checkSizes(w, { N, O, I });
-    e.run('gemmI8', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.i8(xq, N * I, `${w} xq`, In),
-      e.f32(xScale, N, `${w} xScale`, In), e.i8(Wq, O * I, `${w} Wq`, In), e.f32(wScale, O, `${w} wScale`, In),
-      bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I]);
+    const e = this.engine;
+    checkSizes('gemmI8', 'N,O,I', N, O, I);
+    e.run('gemmI8', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, 'gemmI8 y', Out),
+      e.i8(xq, N * I, 'gemmI8 xq', In), e.f32(xScale, N, 'gemmI8 xScale', In), e.i8(Wq, O * I, 'gemmI8 Wq', In),
+      e.f32(wScale, O, 'gemmI8 wScale', In), bias ? e.f32(bias, O, 'gemmI8 bias', In) : 0, N, O, I]);
   }
 
   gemmW8A32(y: Float32Array, x: Float32Array, Wq: Int8Array, wScale: Float32Array,
     N: number, O: number, I: number, bias?: Float32Array | null): void {
-    const e = this.engine, w = 'gemmW8A32';
-    checkSizes(w, { N, O, I });
-    e.run('gemmW8A32', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.f32(x, N * I, `${w} x`, In),
-      e.i8(Wq, O * I, `${w} Wq`, In), e.f32(wScale, O, `${w} wScale`, In), bias ? e.f32(bias, O, `${w} bias`, In) : 0,
-      N, O, I]);
+    const e = this.engine;
+    checkSizes('gemmW8A32', 'N,O,I', N, O, I);
+    e.run('gemmW8A32', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, 'gemmW8A32 y', Out),
+      e.f32(x, N * I, 'gemmW8A32 x', In), e.i8(Wq, O * I, 'gemmW8A32 Wq', In), e.f32(wScale, O, 'gemmW8A32 wScale', In),
+      bias ? e.f32(bias, O, 'gemmW8A32 bias', In) : 0, N, O, I]);
   }
 
   gemmBlockI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, W: BlockI8Matrix, N: number,
     bias?: Float32Array | null): void {
-    const e = this.engine, w = 'gemmBlockI8', nb = this.checkBlock(W, N, w);
-    const { O, I } = W;
-    e.run('gemmBlockI8', e.chunks(N * nb * W.k, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out),
-      e.i8(xq, N * I, `${w} xq`, In), e.f32(xScale, N, `${w} xScale`, In), ...this.blockArgs(W, nb, w),
-      bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I, W.k]);
+    const e = this.engine, nb = this.checkBlock(W, N, 'gemmBlockI8'), { O, I, k } = W;
+    e.run('gemmBlockI8', e.chunks(sparseWork(N, nb * k, O), PAR_MAC), [e.f32(y, N * O, 'gemmBlockI8 y', Out),
+      e.i8(xq, N * I, 'gemmBlockI8 xq', In), e.f32(xScale, N, 'gemmBlockI8 xScale', In),
+      e.i32(W.rowPtr, O + 1, 'block W.rowPtr', In), e.i32(W.blockCol, nb, 'block W.blockCol', In),
+      e.i8(W.values, nb * k, 'block W.values', In), e.f32(W.scale, O, 'block W.scale', In),
+      bias ? e.f32(bias, O, 'gemmBlockI8 bias', In) : 0, N, O, I, k]);
   }
 
   gemmBlockW8A32(y: Float32Array, x: Float32Array, W: BlockI8Matrix, N: number, bias?: Float32Array | null): void {
-    const e = this.engine, w = 'gemmBlockW8A32', nb = this.checkBlock(W, N, w);
-    const { O, I } = W;
-    e.run('gemmBlockW8A32', e.chunks(N * nb * W.k, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out),
-      e.f32(x, N * I, `${w} x`, In), ...this.blockArgs(W, nb, w), bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I, W.k]);
+    const e = this.engine, nb = this.checkBlock(W, N, 'gemmBlockW8A32'), { O, I, k } = W;
+    e.run('gemmBlockW8A32', e.chunks(sparseWork(N, nb * k, O), PAR_MAC), [e.f32(y, N * O, 'gemmBlockW8A32 y', Out),
+      e.f32(x, N * I, 'gemmBlockW8A32 x', In),
+      e.i32(W.rowPtr, O + 1, 'block W.rowPtr', In), e.i32(W.blockCol, nb, 'block W.blockCol', In),
+      e.i8(W.values, nb * k, 'block W.values', In), e.f32(W.scale, O, 'block W.scale', In),
+      bias ? e.f32(bias, O, 'gemmBlockW8A32 bias', In) : 0, N, O, I, k]);
   }
 
   gemmCsrI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, W: CsrI8Matrix, N: number,
     bias?: Float32Array | null): void {
-    const e = this.engine, w = 'gemmCsrI8', nnz = this.checkCsr(W, N, w);
-    const { O, I } = W;
-    e.run('gemmCsrI8', e.chunks(N * nnz, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.i8(xq, N * I, `${w} xq`, In),
-      e.f32(xScale, N, `${w} xScale`, In), ...this.csrArgs(W, nnz, w), bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I]);
+    const e = this.engine, nnz = this.checkCsr(W, N, 'gemmCsrI8'), { O, I } = W;
+    e.run('gemmCsrI8', e.chunks(sparseWork(N, nnz, O), PAR_MAC), [e.f32(y, N * O, 'gemmCsrI8 y', Out),
+      e.i8(xq, N * I, 'gemmCsrI8 xq', In), e.f32(xScale, N, 'gemmCsrI8 xScale', In),
+      e.i32(W.rowPtr, O + 1, 'csr W.rowPtr', In), e.i32(W.col, nnz, 'csr W.col', In),
+      e.i8(W.values, nnz, 'csr W.values', In), e.f32(W.scale, O, 'csr W.scale', In),
+      bias ? e.f32(bias, O, 'gemmCsrI8 bias', In) : 0, N, O, I]);
   }
 
   gemmCsrW8A32(y: Float32Array, x: Float32Array, W: CsrI8Matrix, N: number, bias?: Float32Array | null): void {
-    const e = this.engine, w = 'gemmCsrW8A32', nnz = this.checkCsr(W, N, w);
-    const { O, I } = W;
-    e.run('gemmCsrW8A32', e.chunks(N * nnz, PAR_MAC), [e.f32(y, N * O, `${w} y`, Out), e.f32(x, N * I, `${w} x`, In),
-      ...this.csrArgs(W, nnz, w), bias ? e.f32(bias, O, `${w} bias`, In) : 0, N, O, I]);
+    const e = this.engine, nnz = this.checkCsr(W, N, 'gemmCsrW8A32'), { O, I } = W;
+    e.run('gemmCsrW8A32', e.chunks(sparseWork(N, nnz, O), PAR_MAC), [e.f32(y, N * O, 'gemmCsrW8A32 y', Out),
+      e.f32(x, N * I, 'gemmCsrW8A32 x', In),
+      e.i32(W.rowPtr, O + 1, 'csr W.rowPtr', In), e.i32(W.col, nnz, 'csr W.col', In),
+      e.i8(W.values, nnz, 'csr W.values', In), e.f32(W.scale, O, 'csr W.scale', In),
+      bias ? e.f32(bias, O, 'gemmCsrW8A32 bias', In) : 0, N, O, I]);
   }
 
   embedI8(out: Float32Array, ids: Int32Array, Wq: Int8Array, wScale: Float32Array, N: number, C: number): void {
     const e = this.engine, w = 'embedI8';
-    checkSizes(w, { N, C });
+    checkSizes(w, 'N,C', N, C);
     const V = Math.min(wScale.length, C > 0 ? Math.floor(Wq.length / C) : wScale.length);
     if (ids.length < N) throw new QkdError('E_SHAPE', `wasm ${w}: ids has ${ids.length} elements, needs ${N}`);
     // ids address the table in shared memory: an out-of-range id would read another buffer
     for (let n = 0; n < N; n++) {
-      if (!(ids[n] >= 0 && ids[n] < V)) throw new QkdError('E_INPUT', `wasm ${w}: ids[${n}] = ${ids[n]} is outside [0, ${V})`);
+      if (!(ids[n] >= 0 && ids[n] < V)) {
+        throw new QkdError('E_INPUT', `wasm ${w}: ids[${n}] = ${ids[n]} is outside [0, ${V})`);
+      }
     }
-    e.run('embedI8', e.chunks(N * C, PAR_EW), [e.f32(out, N * C, `${w} out`, Out), e.i32(ids, N, `${w} ids`, In),
-      e.i8(Wq, V * C, `${w} Wq`, In), e.f32(wScale, V, `${w} wScale`, In), N, C]);
-  }
-
-  /** rowPtr, blockCol, values, scale offsets of a block matrix with nb blocks. */
-  private blockArgs(W: BlockI8Matrix, nb: number, w: string): number[] {
-    const e = this.engine;
-    return [e.i32(W.rowPtr, W.O + 1, `${w} W.rowPtr`, In), e.i32(W.blockCol, nb, `${w} W.blockCol`, In),
-      e.i8(W.values, nb * W.k, `${w} W.values`, In), e.f32(W.scale, W.O, `${w} W.scale`, In)];
-  }
-
-  private csrArgs(W: CsrI8Matrix, nnz: number, w: string): number[] {
-    const e = this.engine;
-    return [e.i32(W.rowPtr, W.O + 1, `${w} W.rowPtr`, In), e.i32(W.col, nnz, `${w} W.col`, In),
-      e.i8(W.values, nnz, `${w} W.values`, In), e.f32(W.scale, W.O, `${w} W.scale`, In)];
+    e.run('embedI8', e.chunks(N * C, PAR_EW), [e.f32(out, N * C, 'embedI8 out', Out), e.i32(ids, N, 'embedI8 ids', In),
+      e.i8(Wq, V * C, 'embedI8 Wq', In), e.f32(wScale, V, 'embedI8 wScale', In), N, C]);
   }
 
   /**
@@ -146,7 +154,7 @@ export class WasmInt8Kernels implements Int8Kernels {
    */
   private checkBlock(W: BlockI8Matrix, N: number, w: string): number {
     const { O, I, k } = W;
-    checkSizes(w, { N, O, I, k });
+    checkSizes(w, 'N,O,I,k', N, O, I, k);
     if (k < 1 || I % k !== 0) throw new QkdError('E_SHAPE', `wasm ${w}: block width k = ${k} does not divide I = ${I}`);
     const nb = rowCount(W.rowPtr, O, w);
     if (W.blockCol.length < nb || W.values.length < nb * k) {
@@ -168,10 +176,11 @@ export class WasmInt8Kernels implements Int8Kernels {
 
   private checkCsr(W: CsrI8Matrix, N: number, w: string): number {
     const { O, I } = W;
-    checkSizes(w, { N, O, I });
+    checkSizes(w, 'N,O,I', N, O, I);
     const nnz = rowCount(W.rowPtr, O, w);
     if (W.col.length < nnz || W.values.length < nnz) {
-      throw new QkdError('E_SHAPE', `wasm ${w}: ${nnz} entries need ${nnz} col and values (have ${W.col.length}, ${W.values.length})`);
+      throw new QkdError('E_SHAPE', `wasm ${w}: ${nnz} entries need ${nnz} col and values ` +
+        `(have ${W.col.length}, ${W.values.length})`);
     }
     if (!this.checked.has(W)) {
       checkRowPtr(W.rowPtr, O, w);
@@ -187,7 +196,9 @@ export class WasmInt8Kernels implements Int8Kernels {
 
 /** rowPtr[O], the stored blocks or entries, after checking rowPtr's length (every call). */
 function rowCount(rowPtr: Int32Array, O: number, w: string): number {
-  if (rowPtr.length < O + 1) throw new QkdError('E_SHAPE', `wasm ${w}: W.rowPtr has ${rowPtr.length} elements, needs ${O + 1}`);
+  if (rowPtr.length < O + 1) {
+    throw new QkdError('E_SHAPE', `wasm ${w}: W.rowPtr has ${rowPtr.length} elements, needs ${O + 1}`);
+  }
   return rowPtr[O];
 }
 
