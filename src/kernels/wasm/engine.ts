@@ -45,6 +45,12 @@ export class WasmEngine {
   private readonly bufs = new Set<ArrayBufferLike>();
   private readonly temps: number[] = [];
   private readonly backs: CopyBack[] = [];
+  /**
+   * Byte offsets of views already found to be in the shared memory: on a growable shared buffer the
+   * `buffer` and `byteOffset` getters cost ~10 ns each, a WeakMap lookup ~4 ns (small decode-time
+   * kernel calls pass 5-10 such views).
+   */
+  private readonly offsets = new WeakMap<View, number>();
   private disposed = false;
   readonly heap: Heap;
   readonly pool: Pool;
@@ -154,7 +160,13 @@ export class WasmEngine {
       this.abandon();
       throw new QkdError('E_SHAPE', `wasm ${what}: has ${v.length} elements, the shapes need ${n}`);
     }
-    if (this.owns(v)) return v.byteOffset;
+    const known = this.offsets.get(v);
+    if (known !== undefined) return known;
+    if (this.owns(v)) {
+      const at = v.byteOffset;
+      this.offsets.set(v, at);
+      return at;
+    }
     const off = this.heap.alloc(n * v.BYTES_PER_ELEMENT);
     this.temps.push(off);
     if (io & Io.In) viewLike(v, this.sab, off, n).set(v.subarray(0, n));
@@ -171,9 +183,11 @@ export class WasmEngine {
   /** Runs a kernel cut into `chunks` chunks, then copies outputs back to foreign arrays and frees temporaries. */
   run(kernel: KernelName, chunks: number, args: number[]): void {
     if (this.disposed) { this.abandon(); throw new QkdError('E_INTERNAL', 'wasm backend used after dispose()'); }
+    const kid = KID[kernel];
+    if (this.temps.length === 0) { this.pool.run(kid, chunks, args); return; } // nothing to copy back or free
     let ok = false;
     try {
-      this.pool.run(KID[kernel], chunks, args);
+      this.pool.run(kid, chunks, args);
       ok = true;
     } finally {
       if (ok) {
