@@ -2,6 +2,11 @@
  * Decode and prefill speed at batch 1 (issue 5): a 16-token prompt, then 128 new tokens by greedy
  * decoding through the KV cache, side by side, at 1 and 2 threads:
  *   int8-sparse   our qkd-int8 export of the student on the int8 runtime (Int8Transformer)
+ *   int8-sparse-a8  the same with int8 activations forced (only when the student was trained without
+ *                 activation quantization: an accuracy trade; its ppl is not measured here)
+ *   int8-block[-a8] SPEED ONLY: the student re-pruned one-shot to 90% in 1 x k blocks (--block-variant k,
+ *                 default 16; 0 = off) and re-quantized, not retrained, so its outputs are not the
+ *                 student's: what the block kernels would give a student trained with block pruning
  *   float-student the same student's model/ on our float engine (dense float32 forward)
  *   ort-float     onnxruntime-node, float32 ONNX export of the student (bench/onnx-decode.ts)
  *   ort-int8      onnxruntime-node, dynamic int8 ONNX export of the student
@@ -22,6 +27,11 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportStudent, loadExport, resolveModelDir } from '../src/io/export.js';
+import { loadHfModel, saveHfModel } from '../src/io/hf.js';
+import { paramLayout } from '../src/model/config.js';
+import { fakeQuantRows, rowScalesMaxAbs } from '../src/quant/quantize.js';
+import { applyMask, globalMagnitudeMasks } from '../src/sparse/mask.js';
+import { readFileSync } from 'node:fs';
 import type { Int8Matrix } from '../src/kernels/int8.js';
 import { loadModel } from '../src/model/load.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';
@@ -33,7 +43,7 @@ import {
   round, runNodeChild, ROOT,
 } from './common.js';
 
-const OURS = ['int8-sparse', 'float-student', 'teacher'] as const;
+const OURS = ['int8-sparse', 'int8-sparse-a8', 'int8-block', 'int8-block-a8', 'float-student', 'teacher'] as const;
 type Ours = typeof OURS[number];
 
 interface Row {
@@ -47,7 +57,7 @@ function parse(argv: string[]) {
     args: argv, strict: true, options: {
       student: { type: 'string' }, threads: { type: 'string' }, prompt: { type: 'string' }, new: { type: 'string' },
       rounds: { type: 'string' }, backend: { type: 'string' }, variants: { type: 'string' }, smoke: { type: 'boolean' },
-      worker: { type: 'string' }, dir: { type: 'string' },
+      worker: { type: 'string' }, dir: { type: 'string' }, 'block-variant': { type: 'string' },
     },
   });
   const smoke = v.smoke ?? false;
@@ -56,7 +66,8 @@ function parse(argv: string[]) {
     threads: intList(v.threads ?? (smoke ? '1' : '1,2'), 'threads'),
     prompt: posInt(v.prompt, 'prompt', 16), newTokens: posInt(v.new, 'new', smoke ? 8 : 128, 2),
     rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), backend: backendName(v.backend, 'wasm'),
-    variants: (v.variants ?? 'int8-sparse,float-student,ort,teacher').split(','),
+    variants: (v.variants ?? 'int8-sparse,int8-sparse-a8,int8-block,int8-block-a8,float-student,ort,teacher').split(','),
+    blockVariant: posInt(v['block-variant'], 'block-variant', 16, 0),
     worker: v.worker as Ours | undefined, dir: v.dir,
   };
 }
@@ -87,8 +98,9 @@ function generateOnce(m: CausalLM, prompt: number[], newTokens: number) {
 
 async function worker(o: Opts): Promise<Row> {
   const t = o.threads[0], be = await makeBackend(o.backend, t), tl = performance.now();
-  const m: CausalLM & { dispose(): void } = o.worker === 'int8-sparse' ? loadInt8Model(o.dir!, be).model
-    : loadModel(o.dir!, be).model;
+  // int8-sparse-a8: int8 activations forced on a student trained without them (changes outputs slightly)
+  const w = o.worker!, m: CausalLM & { dispose(): void } = !w.startsWith('int8') ? loadModel(o.dir!, be).model
+    : loadInt8Model(o.dir!, be, w.endsWith('-a8') ? { actBits: 8 } : {}).model;
   const loadMs = performance.now() - tl;
   const prompt = Array.from({ length: o.prompt }, (_, i) => (i * 131 + 7) % m.config.vocabSize);
   generateOnce(m, prompt, o.newTokens);
@@ -129,9 +141,13 @@ async function main(): Promise<void> {
     log(`exported ${student}: ${exp.bytes} bytes, formats ${JSON.stringify(countFormats(exp.formats))}`);
     const script = fileURLToPath(import.meta.url), rows: Row[] = [];
     const common = ['--prompt', String(o.prompt), '--new', String(o.newTokens), '--rounds', String(o.rounds), '--backend', o.backend];
-    const dirs: Record<Ours, string> = { 'int8-sparse': exp.out, 'float-student': student, teacher };
+    const bx = o.blockVariant > 0 ? exportStudent(blockVariant(student, join(tmp, 'block'), o.blockVariant), join(tmp, 'block-x')) : null;
+    const block = bx?.out ?? '';
+    const dirs: Record<Ours, string> = {
+      'int8-sparse': exp.out, 'int8-sparse-a8': exp.out, 'int8-block': block, 'int8-block-a8': block, 'float-student': student, teacher,
+    };
     for (const v of OURS) {
-      if (!o.variants.includes(v)) continue;
+      if (!o.variants.includes(v) || (v.endsWith('-a8') && loaded.actBits > 0) || (v.startsWith('int8-block') && !block)) continue;
       for (const t of o.threads) {
         log(`running ${v} at ${t} thread(s)`);
         const r = runNodeChild(script, ['--worker', v, '--dir', dirs[v], '--threads', String(t), ...common]);
@@ -146,10 +162,30 @@ async function main(): Promise<void> {
       if (!r.ok) throw new Error(r.reason);
       for (const x of r.json.rows as Row[]) rows.push({ ...x, variant: `ort-${x.variant}` });
     }
-    report(o, rows, exp, mac, student, teacher);
+    report(o, rows, exp, mac, student, teacher, bx ? { k: o.blockVariant, modelBytes: bx.files['model.safetensors'], macs: macs(loadExport(bx.out).matrices) } : null);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * The student re-pruned one-shot to 90% in 1 x k blocks by block magnitude and re-quantized max-abs
+ * (speed measurements only: not retrained).
+ */
+function blockVariant(student: string, out: string, k: number): string {
+  const hf = loadHfModel(student), c = hf.config, bits = c.quant?.bits ?? 8;
+  for (const p of paramLayout(c)) {
+    if (!/^layers\.\d+\.(q|k|v|o|gate|up|down)\.weight$/.test(p.name)) continue;
+    const w = hf.tensors.get(p.name)!, [rows, cols] = p.shape, mask = new Float32Array(w.length).fill(1), s = new Float32Array(rows);
+    globalMagnitudeMasks([{ mask, w, rows, cols, name: p.name }], 0.9, { kind: 'block', k });
+    applyMask(w, mask);
+    rowScalesMaxAbs(s, w, rows, cols, bits);
+    fakeQuantRows(w, w, s, rows, cols, bits);
+  }
+  const quant = c.quant ? { ...c.quant, scheme: 'maxabs' as const } : null;
+  const config = { ...c, quant, sparsity: { target: 0.9, granularity: 'block' as const, block: k, n: 2, m: 4, scope: 'per-matrix' as const } };
+  saveHfModel(out, config, hf.tensors, { files: { 'tokenizer.json': readFileSync(join(student, 'tokenizer.json')) } });
+  return out;
 }
 
 function countFormats(f: Record<string, string>) {
@@ -159,11 +195,11 @@ function countFormats(f: Record<string, string>) {
 }
 
 function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac: { dense: number; stored: number },
-  student: string, teacher: string): void {
+  student: string, teacher: string, block: { k: number; modelBytes: number; macs: { dense: number; stored: number } } | null): void {
   const ref = rows.find((r) => r.variant === 'float-student' && r.tokens)?.tokens;
   const int8Kernels = rows.find((r) => r.int8Kernels)?.int8Kernels ?? null;
   for (const r of rows) {
-    const student = r.variant === 'int8-sparse' || r.variant === 'float-student';
+    const student = r.variant.startsWith('int8-sparse') || r.variant === 'float-student';
     r.sameTokensAsFloat = ref && r.tokens && student ? r.tokens.filter((x, i) => x === ref[i]).length : null;
     delete r.tokens;
   }
@@ -176,9 +212,12 @@ function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac
     const x = rows.find((r) => r.variant === a && r.threads === t), y = rows.find((r) => r.variant === b && r.threads === t);
     return x && y ? round(x.decodeTokPerS / y.decodeTokPerS, 2) : null;
   };
+  const vs = (v: string, t: number) => ({
+    vsOrtFloat: speed(v, 'ort-float', t), vsOrtInt8: speed(v, 'ort-int8', t),
+    vsFloatStudent: speed(v, 'float-student', t), vsTeacher: speed(v, 'teacher', t),
+  });
   const ratios = Object.fromEntries(o.threads.map((t) => [t, {
-    vsOrtFloat: speed('int8-sparse', 'ort-float', t), vsOrtInt8: speed('int8-sparse', 'ort-int8', t),
-    vsFloatStudent: speed('int8-sparse', 'float-student', t), vsTeacher: speed('int8-sparse', 'teacher', t),
+    ...vs('int8-sparse', t), ...(rows.some((r) => r.variant === 'int8-sparse-a8') ? { a8: vs('int8-sparse-a8', t) } : {}),
   }]));
   const size = {
     exportFiles: exp.files, exportBytes: exp.bytes, modelBytes, params: exp.params,
@@ -189,10 +228,11 @@ function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac
   console.log(`size: model.safetensors ${modelBytes} B (${size.bitsPerParamModel} bits/param over ${exp.params}), directory ${exp.bytes} B; ` +
     `float32 teacher ${teacherF32} B: ${size.ratioVsTeacherF32Model}x smaller (${size.ratioVsTeacherF32Dir}x with tokenizer and config)`);
   console.log(`MACs/token in linear layers + head: dense ${mac.dense}, as stored ${mac.stored} (${round(mac.dense / mac.stored, 2)}x less); decode speed-ups ${JSON.stringify(ratios)}`);
+  if (block) console.log(`1x${block.k} block variant (speed only, not retrained): model.safetensors ${block.modelBytes} B, MACs as stored ${block.macs.stored}`);
   jsonLine({
     bench: 'decode', student, prompt: o.prompt, newTokens: o.newTokens, rounds: o.rounds, backend: o.backend, int8Kernels,
     formats: countFormats(exp.formats), studentParams: exp.params, teacherParams,
-    macs: mac, size, ratios, rows, machine: machineFacts(),
+    macs: mac, size, ratios, blockVariant: block, rows, machine: machineFacts(),
   });
 }
 
