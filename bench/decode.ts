@@ -216,9 +216,8 @@ function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac
     vsOrtFloat: speed(v, 'ort-float', t), vsOrtInt8: speed(v, 'ort-int8', t),
     vsFloatStudent: speed(v, 'float-student', t), vsTeacher: speed(v, 'teacher', t),
   });
-  const ratios = Object.fromEntries(o.threads.map((t) => [t, {
-    ...vs('int8-sparse', t), ...(rows.some((r) => r.variant === 'int8-sparse-a8') ? { a8: vs('int8-sparse-a8', t) } : {}),
-  }]));
+  const int8Rows = [...new Set(rows.map((r) => r.variant).filter((v) => v.startsWith('int8')))];
+  const ratios = Object.fromEntries(int8Rows.map((v) => [v, Object.fromEntries(o.threads.map((t) => [t, vs(v, t)]))]));
   const size = {
     exportFiles: exp.files, exportBytes: exp.bytes, modelBytes, params: exp.params,
     bitsPerParamModel: round((8 * modelBytes) / exp.params, 3), bitsPerParamDir: round(exp.bitsPerParam, 3),
@@ -227,7 +226,8 @@ function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac
   };
   console.log(`size: model.safetensors ${modelBytes} B (${size.bitsPerParamModel} bits/param over ${exp.params}), directory ${exp.bytes} B; ` +
     `float32 teacher ${teacherF32} B: ${size.ratioVsTeacherF32Model}x smaller (${size.ratioVsTeacherF32Dir}x with tokenizer and config)`);
-  console.log(`MACs/token in linear layers + head: dense ${mac.dense}, as stored ${mac.stored} (${round(mac.dense / mac.stored, 2)}x less); decode speed-ups ${JSON.stringify(ratios)}`);
+  console.log(`MACs/token in linear layers + head: dense ${mac.dense}, as stored ${mac.stored} (${round(mac.dense / mac.stored, 2)}x less); decode tok/s ratios`);
+  for (const [v, r] of Object.entries(ratios)) console.log(`  ${v}: ${JSON.stringify(r)}`);
   if (block) console.log(`1x${block.k} block variant (speed only, not retrained): model.safetensors ${block.modelBytes} B, MACs as stored ${block.macs.stored}`);
   jsonLine({
     bench: 'decode', student, prompt: o.prompt, newTokens: o.newTokens, rounds: o.rounds, backend: o.backend, int8Kernels,
