@@ -81,7 +81,7 @@ async function openBackend(name: BackendName, threads: number): Promise<{ be: Ba
   if (name !== 'native') return { be: await makeBackend(name, threads) };
   delete process.env.OPENBLAS_CORETYPE; delete process.env.OPENBLAS_L2_SIZE;
   const be = await makeBackend(name, threads) as NativeBackend;
-  return { be, blas: `${be.blas.corename}, OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? 'unset'}` };
+  return { be, blas: `${be.blas.corename}, OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '4 (qkd default)'}` };
 }
 
 // ---------------------------------------------------------------- worker: one configuration

@@ -44,21 +44,27 @@ let addon: NativeAddon | null = null;
 let blasThreads = -1;
 
 /**
- * Loads the addon once. OPENBLAS_THREAD_TIMEOUT (read by OpenBLAS when it loads) defaults to 4, its
- * minimum (2^4 cycles of spinning): measured on the 2-core machine, OpenBLAS workers that keep spinning
- * after a product slow the wasm kernels that follow. Set it in the environment to override.
+ * Loads the addon (once for the default path). OPENBLAS_THREAD_TIMEOUT, read by OpenBLAS when it loads,
+ * defaults to 4 here, its minimum (2^4 cycles of spinning before an idle worker sleeps; OpenBLAS's own
+ * default is 2^28, ~0.1 s): a worker still spinning after a product can only take a core from the wasm
+ * workers that run next. On the loaded 2-core machine the 2-thread training step measured 660-703 ms
+ * with 4 against 689-734 ms with 28 (interleaved; within noise). Set it in the environment to override.
  */
 export function loadNativeAddon(path = NATIVE_ADDON_PATH): NativeAddon {
   if (addon && path === NATIVE_ADDON_PATH) return addon;
   if (!existsSync(path)) {
     throw new QkdError('E_UNSUPPORTED', `native backend: ${path} is not built; ${INSTALL} (or use --backend wasm)`);
   }
-  process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+  // set only while OpenBLAS loads (it reads the variable then), so child processes do not inherit it
+  const ownTimeout = process.env.OPENBLAS_THREAD_TIMEOUT === undefined;
+  if (ownTimeout) process.env.OPENBLAS_THREAD_TIMEOUT = '4';
   let lib: NativeAddon;
   try {
     lib = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (e) {
     throw new QkdError('E_UNSUPPORTED', `native backend: cannot load ${path} (${String(e)}); ${INSTALL}`, { cause: e });
+  } finally {
+    if (ownTimeout) delete process.env.OPENBLAS_THREAD_TIMEOUT;
   }
   if (path === NATIVE_ADDON_PATH) addon = lib;
   return lib;
