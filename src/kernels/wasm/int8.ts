@@ -17,8 +17,9 @@ import { Io, type WasmEngine } from './engine.js';
 const { In, Out } = Io;
 
 /**
- * Multiply-adds (N · stored weights) below which a product stays on the caller's thread: a hand-off
- * costs ~1 µs, about 20-30k int8 multiply-adds (bench/int8.ts).
+ * Multiply-adds (N · stored weights) below which a product stays on the caller's thread: a hand-off to
+ * the pool costs ~1 µs (shared/notes/wasm-engine.md), and the kernels run ~15-30k int8 multiply-adds
+ * per µs (bench/int8.ts), so a split pays from ~3-4 µs of work.
  */
 const PAR_MAC = 1 << 16;
 /** Elements below which quantize / embed stay on the caller's thread. */
@@ -44,15 +45,15 @@ const MAX_I32 = 0x7fffffff;
 const sparseWork = (N: number, stored: number, O: number): number => N * (stored + 32 * O);
 
 /**
- * Each size a non-negative int32. (Operand lengths are checked by the engine; a buffer that holds N·O
- * floats in a 4 GiB memory keeps every element offset the kernels compute below 2^31.) `names` lists
- * the sizes' names for the message, comma-separated.
+ * Each size a non-negative int32, and `bytes` (the largest int8 operand) below 2^31: the kernels index
+ * int8 operands with int32 arithmetic. (Float operands are at most 2^30 elements in a 4 GiB memory;
+ * their lengths are checked by the engine.) `names` lists the sizes' names, comma-separated.
  */
-function checkSizes(what: string, names: string, a: number, b = 0, c = 0, d = 0): void {
+function checkSizes(what: string, names: string, bytes: number, a: number, b = 0, c = 0, d = 0): void {
   const ok = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= MAX_I32;
-  if (ok(a) && ok(b) && ok(c) && ok(d)) return;
+  if (ok(a) && ok(b) && ok(c) && ok(d) && bytes <= MAX_I32) return;
   const vals = [a, b, c, d], list = names.split(',').map((n, i) => `${n} = ${vals[i]}`).join(', ');
-  throw new QkdError('E_SHAPE', `wasm ${what}: ${list}: not all are sizes (non-negative int32)`);
+  throw new QkdError('E_SHAPE', `wasm ${what}: ${list}: not sizes, or an int8 operand of 2 GiB or more`);
 }
 
 export class WasmInt8Kernels implements Int8Kernels {
@@ -63,13 +64,13 @@ export class WasmInt8Kernels implements Int8Kernels {
 
   constructor(readonly engine: WasmEngine) {}
 
-  allocI8(n: number): Int8Array { checkSizes('allocI8', 'n', n); return this.engine.allocI8(n); }
-  allocI32(n: number): Int32Array { checkSizes('allocI32', 'n', n); return this.engine.allocI32(n); }
+  allocI8(n: number): Int8Array { checkSizes('allocI8', 'n', n, n); return this.engine.allocI8(n); }
+  allocI32(n: number): Int32Array { checkSizes('allocI32', 'n', 0, n); return this.engine.allocI32(n); }
   free(buf: Int8Array | Int32Array): void { this.engine.free(buf); }
 
   quantizeRowsI8(xq: Int8Array, xScale: Float32Array, x: Float32Array, N: number, C: number, bits: number): void {
     const e = this.engine, w = 'quantizeRowsI8';
-    checkSizes(w, 'N,C', N, C);
+    checkSizes(w, 'N,C', N * C, N, C);
     if (!Number.isInteger(bits) || bits < 2 || bits > 8) {
       throw new QkdError('E_CONFIG', `wasm ${w}: bits must be an integer in 2..8, got ${bits}`);
     }
@@ -80,7 +81,7 @@ export class WasmInt8Kernels implements Int8Kernels {
   gemmI8(y: Float32Array, xq: Int8Array, xScale: Float32Array, Wq: Int8Array, wScale: Float32Array,
     N: number, O: number, I: number, bias?: Float32Array | null): void {
     const e = this.engine;
-    checkSizes('gemmI8', 'N,O,I', N, O, I);
+    checkSizes('gemmI8', 'N,O,I', Math.max(N, O) * I, N, O, I);
     e.run('gemmI8', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, 'gemmI8 y', Out),
       e.i8(xq, N * I, 'gemmI8 xq', In), e.f32(xScale, N, 'gemmI8 xScale', In), e.i8(Wq, O * I, 'gemmI8 Wq', In),
       e.f32(wScale, O, 'gemmI8 wScale', In), bias ? e.f32(bias, O, 'gemmI8 bias', In) : 0, N, O, I]);
@@ -89,7 +90,7 @@ export class WasmInt8Kernels implements Int8Kernels {
   gemmW8A32(y: Float32Array, x: Float32Array, Wq: Int8Array, wScale: Float32Array,
     N: number, O: number, I: number, bias?: Float32Array | null): void {
     const e = this.engine;
-    checkSizes('gemmW8A32', 'N,O,I', N, O, I);
+    checkSizes('gemmW8A32', 'N,O,I', O * I, N, O, I);
     e.run('gemmW8A32', e.chunks(N * O * I, PAR_MAC), [e.f32(y, N * O, 'gemmW8A32 y', Out),
       e.f32(x, N * I, 'gemmW8A32 x', In), e.i8(Wq, O * I, 'gemmW8A32 Wq', In), e.f32(wScale, O, 'gemmW8A32 wScale', In),
       bias ? e.f32(bias, O, 'gemmW8A32 bias', In) : 0, N, O, I]);
@@ -135,7 +136,7 @@ export class WasmInt8Kernels implements Int8Kernels {
 
   embedI8(out: Float32Array, ids: Int32Array, Wq: Int8Array, wScale: Float32Array, N: number, C: number): void {
     const e = this.engine, w = 'embedI8';
-    checkSizes(w, 'N,C', N, C);
+    checkSizes(w, 'N,C', Math.min(Wq.length, MAX_I32), N, C);
     const V = Math.min(wScale.length, C > 0 ? Math.floor(Wq.length / C) : wScale.length);
     if (ids.length < N) throw new QkdError('E_SHAPE', `wasm ${w}: ids has ${ids.length} elements, needs ${N}`);
     // ids address the table in shared memory: an out-of-range id would read another buffer
@@ -154,7 +155,7 @@ export class WasmInt8Kernels implements Int8Kernels {
    */
   private checkBlock(W: BlockI8Matrix, N: number, w: string): number {
     const { O, I, k } = W;
-    checkSizes(w, 'N,O,I,k', N, O, I, k);
+    checkSizes(w, 'N,O,I,k', Math.max(N * I, W.values.length), N, O, I, k);
     if (k < 1 || I % k !== 0) throw new QkdError('E_SHAPE', `wasm ${w}: block width k = ${k} does not divide I = ${I}`);
     const nb = rowCount(W.rowPtr, O, w);
     if (W.blockCol.length < nb || W.values.length < nb * k) {
@@ -176,7 +177,7 @@ export class WasmInt8Kernels implements Int8Kernels {
 
   private checkCsr(W: CsrI8Matrix, N: number, w: string): number {
     const { O, I } = W;
-    checkSizes(w, 'N,O,I', N, O, I);
+    checkSizes(w, 'N,O,I', Math.max(N * I, W.values.length), N, O, I);
     const nnz = rowCount(W.rowPtr, O, w);
     if (W.col.length < nnz || W.values.length < nnz) {
       throw new QkdError('E_SHAPE', `wasm ${w}: ${nnz} entries need ${nnz} col and values ` +
