@@ -157,7 +157,7 @@ async function main(): Promise<void> {
     }
     if (o.variants.includes('ort')) {
       log('running onnxruntime-node (bench/onnx-decode.js)');
-      const r = runNodeChild(join(ROOT, 'dist', 'bench', 'onnx-decode.js'), ['--model', student, '--threads', o.threads.join(','),
+      const r = runNodeChild(fileURLToPath(new URL('./onnx-decode.js', import.meta.url)), ['--model', student, '--threads', o.threads.join(','),
         '--prompt', String(o.prompt), '--new', String(o.newTokens), '--rounds', String(o.rounds)]);
       if (!r.ok) throw new Error(r.reason);
       for (const x of r.json.rows as Row[]) rows.push({ ...x, variant: `ort-${x.variant}` });
