@@ -67,7 +67,7 @@ export function registerInfer(program: Command): void {
         const bar = progress('eval', ' windows');
         const t0 = performance.now();
         // evaluate only uses the CausalLM members (config, backend, forward)
-        const r = evaluate(model as Transformer, ids, { context: o.context, batch: o.batch, onProgress: (d, t) => bar.update(d, t) });
+        const r = evaluate(model, ids, { context: o.context, batch: o.batch, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const secs = (performance.now() - t0) / 1000;
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');

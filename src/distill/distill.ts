@@ -86,7 +86,9 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const evaluateAt = (done: number) => {
     comp.refresh();
     const r = evaluate(student, evalIds, { context: cfg.evalContext });
-    const isBest = best === null || r.nll < best.nll;
+    // a model only counts once pruning has reached its target (the masks stop changing after `end`)
+    const eligible = !prune || done > prune.end;
+    const isBest = eligible && (best === null || r.nll < best.nll);
     if (isBest) {
       best = r; bestStep = done;
       const scales = comp.scaleMap();
@@ -97,7 +99,8 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
         },
       });
     }
-    run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
+    run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest,
+      ...(eligible ? {} : { before_target_sparsity: true }) });
     hooks.onEval?.({ step: done, result: r, best: isBest });
   };
   const nMicro = cfg.batch / cfg.microBatch;

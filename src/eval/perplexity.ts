@@ -3,7 +3,7 @@
  * `context` tokens (drop the tail); inside each window predict tokens 1..context-1 from their prefix.
  * nll = mean negative log-likelihood (natural log), ppl = exp(nll), top1 = argmax accuracy.
  */
-import type { Transformer } from '../model/transformer.js';
+import type { CausalLM } from '../runtime/generate.js';
 import { QkdError } from '../tensor/errors.js';
 
 export interface EvalResult {
@@ -21,7 +21,7 @@ export interface EvalOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export function evaluate(model: Transformer, ids: ArrayLike<number>, opt: EvalOptions = {}): EvalResult {
+export function evaluate(model: CausalLM, ids: ArrayLike<number>, opt: EvalOptions = {}): EvalResult {
   const T = opt.context ?? 256, V = model.config.vocabSize;
   if (T < 2) throw new QkdError('E_CONFIG', `context must be at least 2, got ${T}`);
   if (T > model.config.maxPos) {
