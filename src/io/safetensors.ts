@@ -37,9 +37,13 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 
 // ---- bit-exact dtype conversions ----
 
-let f16Table: Float32Array | undefined;
-/** All 65536 half-precision values as float32 (exact: every f16 is representable in f32). */
-function f16ToF32Table(): Float32Array {
+let f16Table: Uint32Array | undefined;
+/**
+ * All 65536 half-precision values as float32 BITS (exact: every f16 is representable in f32). Bits,
+ * not floats: copying a signalling NaN through a JS number may quiet it (x86 float->double), which
+ * would change NaN payloads depending on the JIT tier.
+ */
+function f16ToF32Table(): Uint32Array {
   if (f16Table) return f16Table;
   const bits = new Uint32Array(65536);
   for (let h = 0; h < 65536; h++) {
@@ -54,7 +58,7 @@ function f16ToF32Table(): Float32Array {
       bits[h] = sign | (e << 23) | ((m & 0x3ff) << 13);
     }
   }
-  f16Table = new Float32Array(bits.buffer);
+  f16Table = bits;
   return f16Table;
 }
 
@@ -104,9 +108,9 @@ export function f32ToBf16(src: Float32Array): Uint16Array {
 }
 
 export function f16ToF32(src: Uint16Array): Float32Array {
-  const t = f16ToF32Table(), out = new Float32Array(src.length);
+  const t = f16ToF32Table(), out = new Uint32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
-  return out;
+  return new Float32Array(out.buffer);
 }
 
 export function bf16ToF32(src: Uint16Array): Float32Array {
