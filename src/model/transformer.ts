@@ -7,7 +7,7 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import { ropeTables } from '../kernels/ts/attention.js';
-import { attentionForward, type AttnShape } from '../nn/attention.js';
+import { attendWithCache, type AttnShape } from '../nn/attention.js';
 import { linearForward } from '../nn/linear.js';
 import { fakeQuantTokens } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
@@ -143,16 +143,7 @@ export class Transformer {
       be.rope(L.q, B, H, T, D, P, this.rope.cos, this.rope.sin);
       be.rope(L.k, B, KV, T, D, P, this.rope.cos, this.rope.sin);
     }
-    let kAll = L.k, vAll = L.v, Tmax = T;
-    const cache = opt.cache;
-    if (cache) {
-      kAll = cache.k[l]; vAll = cache.v[l]; Tmax = cache.maxT;
-      for (let g = 0; g < B * KV; g++) {
-        kAll.set(L.k.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
-        vAll.set(L.v.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
-      }
-    }
-    attentionForward(be, L.heads, L.att, L.q, kAll, vAll, this.attnShape(T, P + T, Tmax, B, opt.topK ?? c.attnTopK));
+    attendWithCache(be, L.heads, L.att, L.q, L.k, L.v, opt.cache, l, { B, H, KV, T, D, P, topK: opt.topK ?? c.attnTopK });
     be.permute0213(L.y, L.heads, B, H, T, D);
     this.actQuant(L.y, N, H * D);
     linearForward(be, L.x2, L.y, W.weight(`${p}.o.weight`), this.bias(`${p}.o`), N, H * D, C);

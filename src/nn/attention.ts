@@ -8,6 +8,7 @@
  * att (B,KV,r·T,Tk) = (B,H,T,Tk) holds the probabilities (kept for the backward pass).
  */
 import type { Backend } from '../kernels/backend.js';
+import type { KVCache } from '../model/activations.js';
 
 export interface AttnShape {
   B: number; H: number; KV: number; T: number;
@@ -51,4 +52,23 @@ export function attentionBackward(be: Backend, dq: Float32Array, dk: Float32Arra
   be.softmaxBackward(dAtt, dAtt, att, G * rT, T, scale); // dS (scaled)
   be.bmm(dq, dAtt, k, G, rT, D, T);                      // dQ = dS · K
   be.bmm(dk, dAtt, q, G, T, D, rT, true, false);         // dK = dSᵀ · Q
+}
+
+/**
+ * Attention of T new positions per sequence after P cached ones: appends k, v (B,KV,T,D) to layer l of
+ * the cache (when given) and attends over all P + T keys. Without a cache, P must be 0.
+ */
+export function attendWithCache(be: Backend, out: Float32Array, att: Float32Array, q: Float32Array, k: Float32Array,
+  v: Float32Array, cache: KVCache | undefined, l: number,
+  s: { B: number; H: number; KV: number; T: number; D: number; P: number; topK: number }): void {
+  const { B, H, KV, T, D, P, topK } = s;
+  let kAll = k, vAll = v, Tmax = T;
+  if (cache) {
+    kAll = cache.k[l]; vAll = cache.v[l]; Tmax = cache.maxT;
+    for (let g = 0; g < B * KV; g++) {
+      kAll.set(k.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
+      vAll.set(v.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
+    }
+  }
+  attentionForward(be, out, att, q, kAll, vAll, { B, H, KV, T, Tk: P + T, Tmax, D, topK });
 }

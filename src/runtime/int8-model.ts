@@ -20,7 +20,7 @@ import { ropeTables } from '../kernels/ts/attention.js';
 import { allocKVCache, type KVCache } from '../model/activations.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ForwardOptions } from '../model/transformer.js';
-import { attentionForward } from '../nn/attention.js';
+import { attendWithCache } from '../nn/attention.js';
 import { fakeQuantTokens, qRange } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
 import { parseExport, type ExportFiles, type LoadedExport } from '../io/export-read.js';
@@ -217,17 +217,7 @@ export class Int8Transformer implements CausalLM {
       be.rope(s.q, B, H, T, D, P, this.rope.cos, this.rope.sin);
       be.rope(s.k, B, KV, T, D, P, this.rope.cos, this.rope.sin);
     }
-    let kAll = s.k, vAll = s.v, Tmax = T;
-    const cache = opt.cache;
-    if (cache) {
-      kAll = cache.k[l]; vAll = cache.v[l]; Tmax = cache.maxT;
-      for (let g = 0; g < B * KV; g++) {
-        kAll.set(s.k.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
-        vAll.set(s.v.subarray(g * T * D, (g + 1) * T * D), (g * Tmax + P) * D);
-      }
-    }
-    const topK = opt.topK ?? c.attnTopK;
-    attentionForward(be, s.heads, s.att, s.q, kAll, vAll, { B, H, KV, T, Tk: P + T, Tmax, D, topK });
+    attendWithCache(be, s.heads, s.att, s.q, s.k, s.v, opt.cache, l, { B, H, KV, T, D, P, topK: opt.topK ?? c.attnTopK });
     if (T !== 1) be.permute0213(s.y, s.heads, B, H, T, D);
     this.linear(s.x2, this.W(`${p}.o`), this.bias(`${p}.o`), T === 1 ? s.heads : s.y, N, s);
     be.add(s.x2, s.x2, s.x, N * C);
