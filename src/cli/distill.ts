@@ -7,7 +7,7 @@ import { buildTeacherCache } from '../distill/teacher.js';
 import { DataSchema, readConfigFile } from '../train/config.js';
 import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, progress, runTrainingJob } from './common.js';
-import { dataFromFlags } from './train.js';
+import { addRunOptions, dataFromFlags, pickFlags } from './train.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -18,15 +18,9 @@ function studentFlag(v: string | undefined): object | undefined {
 }
 
 function distillFlags(o: Record<string, any>): Record<string, unknown> {
-  const f: Record<string, unknown> = {};
-  for (const k of ['teacher', 'teacherCache', 'steps', 'epochs', 'batch', 'microBatch', 'context', 'lr', 'warmup', 'seed',
-    'evalEvery', 'evalWindows', 'checkpointEvery', 'alpha', 'tau', 'lambda', 'kl', 'weightDecay', 'clip', 'attnTopK']) {
-    if (o[k] !== undefined) f[k] = o[k];
-  }
+  const f = pickFlags(o, ['teacher', 'teacherCache', 'epochs', 'alpha', 'tau', 'lambda', 'kl', 'attnTopK']);
   const student = studentFlag(o.studentConfig);
   if (student) f.student = student;
-  const data = dataFromFlags(o);
-  if (data) f.data = data;
   if (o.bits !== undefined || o.scheme !== undefined || o.actBits !== undefined) {
     f.quant = o.bits === 0 ? null : { ...(o.bits !== undefined ? { bits: o.bits } : {}),
       ...(o.scheme ? { scheme: o.scheme } : {}), ...(o.actBits !== undefined ? { actBits: o.actBits } : {}) };
@@ -49,16 +43,12 @@ function granularity(v: string): object {
 }
 
 export function registerDistill(program: Command): void {
-  addBackendOptions(program.command('distill')
+  addRunOptions(addBackendOptions(program.command('distill')
     .description('train a quantized, sparse student from a teacher (knowledge distillation)')
     .option('--config <file>', 'recipe (JSON or YAML); flags override it')
     .option('--teacher <dir>', 'teacher model directory (trained by qkd or a Hugging Face Llama/GPT-2)')
     .option('--teacher-cache <dir>', 'teacher-logit cache from `qkd teacher-cache` (instead of a live teacher)')
     .option('--student-config <preset|file>', 'student preset (anchor-student, student, ...) or JSON/YAML {preset, ...}')
-    .option('--out <dir>', 'run directory', 'runs/student')
-    .option('--resume', 'continue the run in --out from its last checkpoint')
-    .option('--text <path>', 'training text: a file or a directory of .txt files (repeatable); default Brown', collect)
-    .option('--valid <path>', 'validation text (repeatable)', collect)
     .option('--bits <n>', 'weight bits 2..8 (0 = float student)', intFlag('--bits', 0))
     .option('--act-bits <n>', 'per-token activation bits of linear inputs (0 = off)', intFlag('--act-bits', 0))
     .option('--scheme <s>', 'quantization scales: maxabs or lsq (learned)')
@@ -69,19 +59,7 @@ export function registerDistill(program: Command): void {
     .option('--lambda <l>', 'entropy bonus', floatFlag('--lambda', 0))
     .option('--kl <dir>', 'forward (teacher||student) or reverse')
     .option('--attn-top-k <k>', 'sparse attention: keep the top-k scores per query', intFlag('--attn-top-k', 0))
-    .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1))
-    .option('--epochs <n>', 'epochs over the training windows (instead of --steps)', floatFlag('--epochs', 1e-6))
-    .option('--batch <n>', 'sequences per step', intFlag('--batch', 1))
-    .option('--micro-batch <n>', 'sequences per forward pass', intFlag('--micro-batch', 1))
-    .option('--context <n>', 'tokens per sequence', intFlag('--context', 2))
-    .option('--lr <x>', 'peak learning rate', floatFlag('--lr', 0))
-    .option('--warmup <n>', 'warm-up steps', intFlag('--warmup', 0))
-    .option('--weight-decay <x>', 'AdamW weight decay', floatFlag('--weight-decay', 0))
-    .option('--clip <x>', 'gradient clipping norm', floatFlag('--clip', 0))
-    .option('--seed <n>', 'random seed', intFlag('--seed', 0))
-    .option('--eval-every <n>', 'evaluate every N steps', intFlag('--eval-every', 0))
-    .option('--eval-windows <n>', 'validation windows per evaluation (0 = all)', intFlag('--eval-windows', 0))
-    .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag('--checkpoint-every', 0)))
+    .option('--epochs <n>', 'epochs over the training windows (instead of --steps)', floatFlag('--epochs', 1e-6))), 'runs/student')
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};
       const cfg = makeDistillConfig(file, distillFlags(o), o.config ?? 'flags');

@@ -16,30 +16,14 @@ export function dataFromFlags(o: { text?: string[]; valid?: string[]; validFract
   return { kind: 'text', paths: o.text, ...(o.valid ? { valid: o.valid } : {}), ...(o.validFraction ? { validFraction: o.validFraction } : {}) };
 }
 
-/** Only the flags the user gave, mapped onto config keys. */
-function trainFlags(o: Record<string, any>): Record<string, unknown> {
-  const f: Record<string, unknown> = {};
-  const keys = ['steps', 'batch', 'microBatch', 'context', 'lr', 'warmup', 'seed', 'evalEvery', 'evalWindows',
-    'checkpointEvery', 'tokenizer', 'vocabSize', 'weightDecay', 'clip', 'minLrRatio', 'saveDtype'];
-  for (const k of keys) if (o[k] !== undefined) f[k] = o[k];
-  if (o.preset) f.model = { preset: o.preset };
-  const data = dataFromFlags(o);
-  if (data) f.data = data;
-  return f;
-}
-
-export function registerTrain(program: Command): void {
-  addBackendOptions(program.command('train')
-    .description('train a float teacher from text (default: the built-in Brown corpus)')
-    .option('--config <file>', 'training config (JSON or YAML); flags override it')
-    .option('--out <dir>', 'run directory', 'runs/teacher')
+/** The run, data and optimisation flags `train` and `distill` share. */
+export function addRunOptions(cmd: Command, defaultOut: string): Command {
+  return cmd
+    .option('--out <dir>', 'run directory', defaultOut)
     .option('--resume', 'continue the run in --out from its last checkpoint')
-    .option('--preset <name>', 'model preset (teacher-small, teacher-fixture, anchor-student, student)')
-    .option('--text <path>', 'training text: a file or a directory of .txt files (repeatable)', collect)
+    .option('--text <path>', 'training text: a file or a directory of .txt files (repeatable); default: Brown', collect)
     .option('--valid <path>', 'validation text (repeatable); default: the end of the training text', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation', floatFlag('--valid-fraction', 0, 1))
-    .option('--tokenizer <path>', 'use this tokenizer.json instead of training one')
-    .option('--vocab-size <n>', 'vocabulary of the trained tokenizer', intFlag('--vocab-size', 1))
     .option('--steps <n>', 'optimizer steps', intFlag('--steps', 1))
     .option('--batch <n>', 'sequences per step', intFlag('--batch', 1))
     .option('--micro-batch <n>', 'sequences per forward pass (gradient accumulation)', intFlag('--micro-batch', 1))
@@ -52,8 +36,36 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'random seed', intFlag('--seed', 0))
     .option('--eval-every <n>', 'evaluate every N steps (0 = at the end)', intFlag('--eval-every', 0))
     .option('--eval-windows <n>', 'validation windows per evaluation (0 = all)', intFlag('--eval-windows', 0))
-    .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag('--checkpoint-every', 0))
-    .option('--save-dtype <t>', 'weight dtype of the saved model: F32, BF16, F16'))
+    .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag('--checkpoint-every', 0));
+}
+
+const RUN_KEYS = ['steps', 'batch', 'microBatch', 'context', 'lr', 'minLrRatio', 'warmup', 'weightDecay', 'clip', 'seed',
+  'evalEvery', 'evalWindows', 'checkpointEvery'];
+
+/** Only the flags the user gave among `keys` (+ the shared run flags), mapped onto config keys. */
+export function pickFlags(o: Record<string, any>, keys: string[]): Record<string, unknown> {
+  const f: Record<string, unknown> = {};
+  for (const k of [...RUN_KEYS, ...keys]) if (o[k] !== undefined) f[k] = o[k];
+  const data = dataFromFlags(o);
+  if (data) f.data = data;
+  return f;
+}
+
+/** Only the flags the user gave, mapped onto config keys. */
+function trainFlags(o: Record<string, any>): Record<string, unknown> {
+  const f = pickFlags(o, ['tokenizer', 'vocabSize', 'saveDtype']);
+  if (o.preset) f.model = { preset: o.preset };
+  return f;
+}
+
+export function registerTrain(program: Command): void {
+  addRunOptions(addBackendOptions(program.command('train')
+    .description('train a float teacher from text (default: the built-in Brown corpus)')
+    .option('--config <file>', 'training config (JSON or YAML); flags override it')
+    .option('--preset <name>', 'model preset (teacher-small, teacher-fixture, anchor-student, student)')
+    .option('--tokenizer <path>', 'use this tokenizer.json instead of training one')
+    .option('--vocab-size <n>', 'vocabulary of the trained tokenizer', intFlag('--vocab-size', 1))
+    .option('--save-dtype <t>', 'weight dtype of the saved model: F32, BF16, F16')), 'runs/teacher')
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};
       const cfg = makeTrainConfig(file, trainFlags(o), o.config ?? 'flags');
