@@ -15,7 +15,6 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { saveHfModel } from '../io/hf.js';
 import { encodeSafetensors } from '../io/safetensors.js';
 import { initParams } from '../model/init.js';
-import { loadModel } from '../model/load.js';
 import { Transformer } from '../model/transformer.js';
 import { scheduleFromFractions, sparsityAt, isMaskUpdateStep, type PruneSchedule } from '../sparse/schedule.js';
 import { QkdError } from '../tensor/errors.js';
@@ -145,9 +144,4 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
 function encodeScales(scales: Map<string, Float32Array>): Uint8Array {
   const t = new Map([...scales].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [v.length], data: v }]));
   return encodeSafetensors(t, { format: 'qkd-quant-scales' }, 'quant_scales.safetensors');
-}
-
-/** A student directory's teacher model, for callers that need it live. */
-export function loadTeacher(dir: string, be: Backend): Transformer {
-  return loadModel(dir, be).model;
 }

@@ -3,7 +3,7 @@
  * from a preset, AdamW with warm-up + cosine, clipping, periodic evaluation keeping the best model,
  * checkpoints every N steps and on SIGINT/SIGTERM, exact resume.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { trainBpe } from '../data/bpe.js';
@@ -117,9 +117,4 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
     opt.dispose();
     model.dispose();
   }
-}
-
-/** Reads back a finished run's resolved config (for reports). */
-export function readRunConfig(dir: string): unknown {
-  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
 }
