@@ -5,21 +5,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadHfModel } from '../../src/io/hf.js';
 import { QkdError } from '../../src/tensor/errors.js';
+import { rng } from '../../src/runtime/generate.js';
 
 const FIX = resolve(process.cwd(), '..', 'shared', 'fixtures', 'tiny-llama');
 if (!existsSync(join(FIX, 'model.safetensors'))) throw new Error(`fixture not found: ${FIX}`);
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One corrupted copy: byte flips concentrated in the header, truncations, or length-prefix edits. */
 function mutate(orig: Uint8Array, headerEnd: number, r: () => number): Uint8Array {

@@ -8,11 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBackend } from '../../src/kernels/registry.js';
 import type { Backend } from '../../src/kernels/backend.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
-import { hfLinks, splitHf } from '../../src/io/hf-names.js';
 import { loadModel } from '../../src/model/load.js';
 import { generate } from '../../src/runtime/generate.js';
-import { fixture, maxAbsDiff, readF32, readJson, worstRel } from '../helpers.js';
+import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
+import { assertGradsMatchTorch } from '../torch-grads.js';
 
 async function withNative(threads: number, body: (be: Backend) => void): Promise<void> {
   let be: Backend;
@@ -43,26 +42,9 @@ for (const [name, threads] of [['tiny-llama', 1], ['tiny-llama', 2], ['tiny-gpt2
 }
 
 test('tiny-llama: loss and every parameter gradient match PyTorch (native, 2 threads)', async () => {
-  const manifest = readJson('test/fixtures/grads/manifest.json'), ref = manifest.models['tiny-llama'];
   await withNative(2, (be) => {
     const { model } = loadModel(fixture('tiny-llama'), be);
-    const rows: number[][] = ref.input_ids, B = rows.length, T = rows[0].length;
-    const targets = rows.flatMap((r) => r.map((_, t) => (t + 1 < T ? r[t + 1] : -1)));
-    model.params.zeroGrad();
-    model.forward(rows.flat(), B, T);
-    const loss = model.crossEntropy(targets, true);
-    assert.ok(Math.abs(loss - ref.loss) < 1e-5, `loss ${loss} vs PyTorch ${ref.loss}`);
-    const grads = readSafetensors(`test/fixtures/grads/${ref.file}`);
-    let checked = 0;
-    for (const link of hfLinks(model.config)) {
-      const key = grads.has(link.prefix + link.hf) ? link.prefix + link.hf : link.hf;
-      for (const [internal, want] of splitHf(link, grads.getF32(key))) {
-        const w = worstRel(model.params.g(internal), want, 2e-6, 1e-3);
-        assert.ok(w <= 1, `${internal} (${key}): worst relative error ${w.toFixed(2)}`);
-        checked++;
-      }
-    }
-    assert.equal(checked, model.params.entries.length);
+    assertGradsMatchTorch(model, 'tiny-llama');
     model.dispose();
   });
 });
