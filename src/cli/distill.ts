@@ -77,7 +77,8 @@ export function registerDistill(program: Command): void {
     .option('--text <path>', 'training text (repeatable); default Brown', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation (as in the recipe)', floatFlag('--valid-fraction', 0, 1))
     .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2))
-    .option('--k <n>', 'top-k entries per position', intFlag('--k', 1), 64)
+    .option('--k <n|all>', 'top-k entries per position, or all: every logit (exact, but T·V·2 bytes per window)',
+      (v: string) => (v === 'all' ? 'all' : intFlag('--k', 1)(v)), 64)
     .option('--tau <list>', 'temperatures to store log-sum-exps for (comma-separated; default the recipe tau or 2)')
     .option('--logits <dtype>', 'f16 or f32 storage of the top-k logits', 'f16')
     .option('--batch <n>', 'windows per teacher forward', intFlag('--batch', 1), 16))
@@ -95,7 +96,8 @@ export function registerDistill(program: Command): void {
       const bar = progress('teacher-cache', ' windows');
       try {
         const r = buildTeacherCache({ teacher, out: o.out, data: parsed.data, context, k: o.k, taus,
-          logitDtype: o.logits, batch: o.batch, onProgress: (d, t) => bar.update(d, t) }, be, tok);
+          logitDtype: o.logits, batch: o.batch, onProgress: (d, t) => bar.update(d, t) }, be, tok,
+          (w, bytes) => process.stderr.write(`teacher-cache: ${w} windows, ${(bytes / 2 ** 30).toFixed(2)} GiB on disk\n`));
         bar.stop();
         process.stderr.write(`teacher-cache: ${r.windows} windows in ${r.seconds.toFixed(1)} s -> ${o.out}\n`);
       } finally {

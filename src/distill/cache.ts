@@ -16,7 +16,8 @@
  *                  tmax    f32 (T)          only with f16: the largest of the position's k logits
  *                  logits  f32|f16 (T, k)   f32: raw teacher logits of the ids, descending per position;
  *                                           f16: logit − tmax (≤ 0, so the top logits keep ~11 bits)
- *                  ids     u16|i32 (T, k)   u16 when V <= 65536
+ *                  ids     u16|i32 (T, k)   u16 when V <= 65536; absent when k = V (a "full" cache:
+ *                                           the logits are the whole rows in vocabulary order)
  *                  tokens  u16|i32 (T+1)    the window: inputs tokens[0..T), targets tokens[1..T]
  *                  crc     u32              CRC-32 of the record's bytes before it
  * Writing appends records; cache.json is written atomically (temp + rename), first with
@@ -29,6 +30,12 @@
  * relative and the gradient by 0.7e-4..4e-4 of its largest element, 30-100x less than what the
  * top-k truncation itself changes; storing raw logits in f16 (no shift) was 10-30x worse.
  * f32 keeps the raw logits exactly for ~1.5x the bytes.
+ *
+ * k = V (`qkd teacher-cache --k all`) stores every logit and the reader hands distillation the same
+ * full teacher a live forward gives (up to the f16 rounding above): the top-k + tail-bucket KL at τ = 2
+ * differs from the full KL by 40-60% on the fixture teacher, and training from top-64 ended 10.7%
+ * worse than live (docs/distillation.md). The price is size: T·V·2 bytes per window (6.3 GB for
+ * Brown train at T = 128, V = 2048) against T·k·4 for top-k.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -36,7 +43,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
 import { QkdError } from '../tensor/errors.js';
-import type { TopkEntries, TopkTeacher } from './loss.js';
+import type { TeacherDist, TopkEntries, TopkTeacher } from './loss.js';
 
 export { topkFromLogits, topkTeacher, type TopkEntries } from './loss.js';
 
@@ -85,8 +92,8 @@ const align = (x: number, a: number) => Math.ceil(x / a) * a;
 export function recordLayout(h: Pick<TeacherCacheSpec, 'V' | 'k' | 'T' | 'taus' | 'logitDtype'>): Layout {
   const nTau = h.taus.length, lb = h.logitDtype === 'f16' ? 2 : 4, ib = h.V <= 65536 ? 2 : 4;
   const lse = 8, tmax = lse + 4 * nTau * h.T, logits = tmax + (lb === 2 ? 4 * h.T : 0);
-  const ids = align(logits + lb * h.T * h.k, ib);
-  const tokens = align(ids + ib * h.T * h.k, ib), crc = align(tokens + ib * (h.T + 1), 4);
+  const ids = align(logits + lb * h.T * h.k, ib), nIds = h.k === h.V ? 0 : h.T * h.k;
+  const tokens = align(ids + ib * nIds, ib), crc = align(tokens + ib * (h.T + 1), 4);
   return { lse, tmax, logits, ids, tokens, crc, bytes: align(crc + 4, 8), nTau, lb, ib };
 }
 
@@ -270,8 +277,7 @@ export class TeacherCacheWriter {
     if (!lse.every(Number.isFinite) || !lg.every(Number.isFinite)) throw new QkdError('E_INPUT', `${where}: window at ${start}: non-finite teacher logits or lse`);
     if (L.lb === 4) new Float32Array(b, L.logits, T * k).set(lg);
     else new Uint16Array(b, L.logits, T * k).set(f32ToF16(shiftedByMax(lg, new Float32Array(b, L.tmax, T), k)));
-    const ids = e.ids.subarray(row0 * k, (row0 + T) * k);
-    (L.ib === 2 ? new Uint16Array(b, L.ids, T * k) : new Int32Array(b, L.ids, T * k)).set(ids);
+    if (k !== h.V) (L.ib === 2 ? new Uint16Array(b, L.ids, T * k) : new Int32Array(b, L.ids, T * k)).set(e.ids.subarray(row0 * k, (row0 + T) * k));
     const tok = L.ib === 2 ? new Uint16Array(b, L.tokens, T + 1) : new Int32Array(b, L.tokens, T + 1);
     for (let i = 0; i <= T; i++) {
       if (!(tokens[i] >= 0 && tokens[i] < h.V)) throw new QkdError('E_INPUT', `${where}: token ${tokens[i]} at window position ${i} is not < V = ${h.V}`);
@@ -355,7 +361,8 @@ export interface CachedWindows {
   starts: number[];
   x: Int32Array;
   y: Int32Array;
-  teacher: TopkTeacher;
+  /** Top-k entries, or the full rows (B·T, V) when the cache has k = V. */
+  teacher: TeacherDist;
 }
 
 /** Random access to a cache's windows; every record is checked (CRC, ranges, finite values) when read. */
@@ -388,9 +395,10 @@ export class TeacherCacheReader {
   read(indices: readonly number[], tau: number): CachedWindows {
     const h = this.header, T = h.T, k = h.k, B = indices.length, a = h.taus.indexOf(tau);
     if (a < 0) throw new QkdError('E_CONFIG', `${join(this.dir, HEADER_FILE)}: tau ${tau} is not one of the cached taus ${JSON.stringify(h.taus)}`);
-    const out: CachedWindows = { starts: [], x: new Int32Array(B * T), y: new Int32Array(B * T), teacher: {
+    const teacher: TeacherDist = k === h.V ? { kind: 'full', logits: new Float32Array(B * T * k) } : {
       kind: 'topk', k, tau, ids: h.V <= 65536 ? new Uint16Array(B * T * k) : new Int32Array(B * T * k),
-      logits: new Float32Array(B * T * k), lse: new Float32Array(B * T) } };
+      logits: new Float32Array(B * T * k), lse: new Float32Array(B * T) };
+    const out: CachedWindows = { starts: [], x: new Int32Array(B * T), y: new Int32Array(B * T), teacher };
     indices.forEach((i, b) => this.readOne(i, a, b, out));
     return out;
   }
@@ -412,15 +420,16 @@ export class TeacherCacheReader {
       for (let p = 0; p < T; p++) for (let j = p * k; j < (p + 1) * k; j++) logits[j] += tmax[p];
     }
     for (let j = 0; j < logits.length; j++) if (!Number.isFinite(logits[j])) throw bad(`field "logits" is not finite at position ${Math.floor(j / k)}, entry ${j % k}`);
-    const ids = L.ib === 2 ? new Uint16Array(buf, L.ids, T * k) : new Int32Array(buf, L.ids, T * k);
-    this.checkIds(ids, bad);
+    const ids = k === h.V ? null : L.ib === 2 ? new Uint16Array(buf, L.ids, T * k) : new Int32Array(buf, L.ids, T * k);
+    if (ids) this.checkIds(ids, bad);
     const tok = L.ib === 2 ? new Uint16Array(buf, L.tokens, T + 1) : new Int32Array(buf, L.tokens, T + 1);
     for (let j = 0; j <= T; j++) if (!(tok[j] >= 0 && tok[j] < h.V)) throw bad(`field "tokens": id ${tok[j]} at ${j} is not < V = ${h.V}`);
     out.starts.push(start);
     out.x.set(tok.subarray(0, T), b * T); out.y.set(tok.subarray(1), b * T);
+    out.teacher.logits.set(logits, b * T * k);
+    if (out.teacher.kind === 'full') return;
     out.teacher.lse.set(lse.subarray(a * T, (a + 1) * T), b * T);
-    (out.teacher as TopkTeacher).logits.set(logits, b * T * k);
-    out.teacher.ids.set(ids, b * T * k);
+    out.teacher.ids.set(ids as Uint16Array | Int32Array, b * T * k);
   }
 
   /** Every id < V and distinct within its position. */

@@ -281,7 +281,8 @@ export function distillLoss(be: Backend, studentLogits: Float32Array, targets: I
 // ---- top-k entries from full teacher logits (for the cache, or a live top-k teacher)
 
 /** Top-k of N rows: ids/logits (N,k) sorted by descending logit (ties: lower id first), and
- *  lse (nTau, N) with lse[a·N + i] = log Σ_v exp(t_iv / taus[a]) over the full row. */
+ *  lse (nTau, N) with lse[a·N + i] = log Σ_v exp(t_iv / taus[a]) over the full row.
+ *  k = V is the whole distribution: logits are the rows in vocabulary order and ids is empty. */
 export interface TopkEntries {
   N: number;
   V: number;
@@ -296,7 +297,15 @@ export interface TopkEntries {
 export function topkTeacher(e: TopkEntries, tau: number): TopkTeacher {
   const a = e.taus.indexOf(tau);
   if (a < 0) throw new QkdError('E_CONFIG', `top-k teacher: tau ${tau} is not one of the stored taus ${JSON.stringify(e.taus)}`);
-  return { kind: 'topk', k: e.k, ids: e.ids, logits: e.logits, lse: e.lse.subarray(a * e.N, (a + 1) * e.N), tau };
+  const ids = e.k === e.V ? vocabOrderIds(e.N, e.V) : e.ids;
+  return { kind: 'topk', k: e.k, ids, logits: e.logits, lse: e.lse.subarray(a * e.N, (a + 1) * e.N), tau };
+}
+
+/** The ids of N whole rows in vocabulary order: 0..V-1 repeated. */
+function vocabOrderIds(N: number, V: number): Uint16Array | Int32Array {
+  const ids = V <= 65536 ? new Uint16Array(N * V) : new Int32Array(N * V);
+  for (let i = 0; i < N; i++) for (let v = 0; v < V; v++) ids[i * V + v] = v;
+  return ids;
 }
 
 let heapV = new Float64Array(0), heapI = new Int32Array(0);
@@ -336,13 +345,14 @@ export function topkFromLogits(logits: Float32Array, N: number, V: number, k: nu
   if (!(Number.isInteger(k) && k >= 1 && k <= V)) throw new QkdError('E_CONFIG', `topkFromLogits: k = ${k} is not in 1..V = ${V}`);
   if (taus.length === 0 || !taus.every((x) => x > 0 && Number.isFinite(x))) throw new QkdError('E_CONFIG', `topkFromLogits: taus ${JSON.stringify(taus)} are not positive numbers`);
   if (heapV.length < k) { heapV = new Float64Array(k); heapI = new Int32Array(k); }
-  const ids = V <= 65536 ? new Uint16Array(N * k) : new Int32Array(N * k), top = new Float32Array(N * k);
+  const full = k === V, n = full ? 0 : N * k;
+  const ids = V <= 65536 ? new Uint16Array(n) : new Int32Array(n), top = full ? logits.slice() : new Float32Array(N * k);
   const lse = new Float32Array(taus.length * N);
   for (let i = 0; i < N; i++) {
     const o = i * V;
-    selectRow(logits, o, V, k, ids, top, i * k);
-    const mt = top[i * k];
-    if (!Number.isFinite(top[i * k + k - 1]) || !Number.isFinite(mt)) throw new QkdError('E_INPUT', `topkFromLogits: row ${i} has non-finite logits among its top ${k}`);
+    if (!full) selectRow(logits, o, V, k, ids, top, i * k);
+    const mt = full ? rowMax(logits, o, V) : top[i * k], least = full ? rowMin(logits, o, V) : top[i * k + k - 1];
+    if (!Number.isFinite(least) || !Number.isFinite(mt)) throw new QkdError('E_INPUT', `topkFromLogits: row ${i} has non-finite logits among its top ${k}`);
     taus.forEach((tau, a) => {
       let z = 0;
       const it = 1 / tau;
@@ -352,4 +362,16 @@ export function topkFromLogits(logits: Float32Array, N: number, V: number, k: nu
     });
   }
   return { N, V, k, taus: [...taus], ids, logits: top, lse };
+}
+
+function rowMax(t: Float32Array, o: number, V: number): number {
+  let m = -Infinity;
+  for (let v = o; v < o + V; v++) m = t[v] > m || Number.isNaN(t[v]) ? t[v] : m;
+  return m;
+}
+
+function rowMin(t: Float32Array, o: number, V: number): number {
+  let m = Infinity;
+  for (let v = o; v < o + V; v++) m = t[v] < m || Number.isNaN(t[v]) ? t[v] : m;
+  return m;
 }

@@ -4,7 +4,8 @@
  * `qkd teacher-cache` over the windows of the training stream. Also the cache builder.
  */
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { existsSync, statfsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { WindowSampler, loadTokenData, type DataSpec } from '../data/dataset.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
@@ -12,7 +13,7 @@ import { loadModel } from '../model/load.js';
 import { loadHfModelConfig } from '../io/hf.js';
 import type { Transformer } from '../model/transformer.js';
 import { QkdError } from '../tensor/errors.js';
-import { checkCacheMatches, sha256File, TeacherCacheReader, TeacherCacheWriter, topkFromLogits, type TeacherCacheSpec } from './cache.js';
+import { checkCacheMatches, DATA_FILE, recordLayout, sha256File, TeacherCacheReader, TeacherCacheWriter, topkFromLogits, type TeacherCacheSpec } from './cache.js';
 import type { TeacherDist } from './loss.js';
 
 export interface TeacherSource {
@@ -62,7 +63,7 @@ export function openTeacherSource(cfg: { teacher: string; teacherCache: string |
     }
     return {
       vocabSize: reader.header.V,
-      describe: `teacher-logit cache ${cfg.teacherCache} (top-${reader.header.k}, ${reader.windows} windows)`,
+      describe: `teacher-logit cache ${cfg.teacherCache} (${reader.header.k === reader.header.V ? 'all' : `top-${reader.header.k}`} logits, ${reader.windows} windows)`,
       batch: (_x, ids) => reader.read(ids, cfg.tau).teacher,
       dispose: () => reader.close(),
     };
@@ -81,7 +82,8 @@ export interface CacheBuildOptions {
   out: string;
   data: DataSpec;
   context: number;
-  k: number;
+  /** Entries per position; 'all' (= V) stores the whole distribution. */
+  k: number | 'all';
   taus: number[];
   logitDtype: 'f16' | 'f32';
   /** Windows per teacher forward. */
@@ -90,22 +92,27 @@ export interface CacheBuildOptions {
 }
 
 /** Writes (or resumes) the teacher-logit cache of every window of the training stream. */
-export function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: QkdTokenizer): { windows: number; seconds: number } {
+export function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: QkdTokenizer,
+  onStart?: (windows: number, bytes: number) => void): { windows: number; seconds: number } {
   const train = loadTokenData(o.data, tok).train;
   const sampler = new WindowSampler(train, 1, o.context, 0);
   const teacher = loadModel(o.teacher, be).model, V = teacher.config.vocabSize;
   if (tok.vocabSize > V) throw new QkdError('E_VOCAB', `${o.teacher}: tokenizer has ${tok.vocabSize} tokens, the model ${V}`);
+  const k = o.k === 'all' ? V : o.k;
+  if (k > V) throw new QkdError('E_CONFIG', `--k ${k}: more than the teacher's vocabulary of ${V} (use --k all for every logit)`);
+  checkDiskSpace(o.out, sampler.windows * recordLayout({ V, k, T: o.context, taus: o.taus, logitDtype: o.logitDtype }).bytes);
   const writer = TeacherCacheWriter.open(o.out, {
-    ...cacheIdentity(o.teacher, tok, train), V, k: o.k, taus: o.taus, T: o.context, logitDtype: o.logitDtype,
+    ...cacheIdentity(o.teacher, tok, train), V, k, taus: o.taus, T: o.context, logitDtype: o.logitDtype,
     windowRule: { kind: 'non-overlapping', stride: o.context }, plannedWindows: sampler.windows,
   });
   const t0 = performance.now(), T = o.context, total = sampler.windows;
+  onStart?.(total, total * writer.header.recordBytes);
   try {
     for (let w0 = writer.windows; w0 < total && !writer.complete; w0 += o.batch) {
       const B = Math.min(o.batch, total - w0), x = new Int32Array(B * T), y = new Int32Array(B * T);
       for (let b = 0; b < B; b++) sampler.window(w0 + b, x, y, b * T);
       const logits = teacher.forward(x, B, T);
-      const e = topkFromLogits(logits, B * T, V, o.k, o.taus);
+      const e = topkFromLogits(logits, B * T, V, k, o.taus);
       for (let b = 0; b < B; b++) {
         const start = (w0 + b) * T;
         writer.append(start, train.subarray(start, start + T + 1), e, b * T);
@@ -118,4 +125,16 @@ export function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: QkdTok
     teacher.dispose();
   }
   return { windows: total, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Refuses to start a cache that cannot fit: `bytes` in all, less what a partial cache already holds. */
+function checkDiskSpace(out: string, bytes: number): void {
+  let dir = out;
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  const data = join(out, DATA_FILE), have = existsSync(data) ? statSync(data).size : 0;
+  const st = statfsSync(dir), free = st.bavail * st.bsize, need = bytes - have;
+  if (need > free) {
+    const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    throw new QkdError('E_INPUT', `${out}: the teacher cache needs ${gib(need)} more, ${dir} has ${gib(free)} free (use a smaller --k, or another --out)`);
+  }
 }

@@ -81,13 +81,15 @@ for (const logitDtype of ['f32', 'f16'] as const) {
     assert.equal(readFileSync(join(dir, DATA_FILE)).length, W * recordLayout(spec({ logitDtype })).bytes);
     const order = [4, 0, 5, 2];
     for (const tau of TAUS) {
-      const got = r.read(order, tau), direct = topkTeacher(entries, tau);
+      const got = r.read(order, tau), direct = topkTeacher(entries, tau), gt = got.teacher;
+      assert.equal(gt.kind, 'topk');
+      if (gt.kind !== 'topk') return;
       assert.deepEqual(got.starts, order.map((i) => starts[i]));
       order.forEach((i, b) => {
         assert.deepEqual([...got.x.subarray(b * T, (b + 1) * T)], tokens(i).slice(0, T));
         assert.deepEqual([...got.y.subarray(b * T, (b + 1) * T)], tokens(i).slice(1));
-        assert.deepEqual([...got.teacher.ids.subarray(b * T * K, (b + 1) * T * K)], [...entries.ids.subarray(i * T * K, (i + 1) * T * K)]);
-        assert.deepEqual(got.teacher.lse.subarray(b * T, (b + 1) * T), direct.lse.subarray(i * T, (i + 1) * T));
+        assert.deepEqual([...gt.ids.subarray(b * T * K, (b + 1) * T * K)], [...entries.ids.subarray(i * T * K, (i + 1) * T * K)]);
+        assert.deepEqual(gt.lse.subarray(b * T, (b + 1) * T), direct.lse.subarray(i * T, (i + 1) * T));
         for (let j = 0; j < T * K; j++) {
           const want = entries.logits[i * T * K + j], m = entries.logits[(i * T + Math.floor(j / K)) * K];
           const tol = logitDtype === 'f32' ? 0 : (m - want) * 2 ** -11 + Math.abs(m) * 2 ** -23;
@@ -112,6 +114,36 @@ for (const logitDtype of ['f32', 'f16'] as const) {
     }
     throwsQkd(() => r.read([0], 1.5), 'E_CONFIG', 'tau 1.5');
     throwsQkd(() => r.read([W], 2), 'E_INPUT', `window ${W}`);
+    r.close();
+  }));
+}
+
+for (const logitDtype of ['f32', 'f16'] as const) {
+  test(`k = V (${logitDtype}): a full cache has no ids, reads back as the full teacher and gives the live teacher's loss`, () => withTmp((dir) => {
+    const full = topkFromLogits(teacherLogits, W * T, V, V, TAUS);
+    assert.equal(full.ids.length, 0);
+    assert.deepEqual(full.logits, teacherLogits); // vocabulary order
+    const L = recordLayout(spec({ k: V, logitDtype }));
+    assert.equal(L.tokens - L.ids, 0, 'no ids section');
+    writeAll(dir, spec({ k: V, logitDtype, plannedWindows: W }), 0, W, full).finalize();
+    const r = TeacherCacheReader.open(dir), order = [3, 1], N = order.length * T;
+    const got = r.read(order, 2);
+    assert.equal(got.teacher.kind, 'full');
+    const live = new Float32Array(N * V);
+    order.forEach((i, b) => live.set(teacherLogits.subarray(i * T * V, (i + 1) * T * V), b * T * V));
+    let m = 0;
+    for (let j = 0; j < live.length; j++) m = Math.max(m, Math.abs(got.teacher.logits[j] - live[j]));
+    assert.ok(m <= (logitDtype === 'f32' ? 0 : 18 * 2 ** -11), `logits differ by ${m}`); // |t - max t| < 18 here
+    const s = randoms(N * V, 23, -5, 5), y = Int32Array.from(got.y), o = { alpha: 0.5, tau: 2, lambda: 0.01 };
+    const d1 = new Float32Array(N * V), d2 = new Float32Array(N * V);
+    const a1 = distillLoss(be, s, y, got.teacher, o, d1), a2 = distillLoss(be, s, y, { kind: 'full', logits: live }, o, d2);
+    assert.ok(Math.abs(a1.loss - a2.loss) <= (logitDtype === 'f32' ? 0 : 1e-5) * a2.loss, `${a1.loss} vs ${a2.loss}`);
+    let g = 0;
+    for (let j = 0; j < d1.length; j++) g = Math.max(g, Math.abs(d1[j] - d2[j]));
+    assert.ok(g <= (logitDtype === 'f32' ? 0 : 1e-6), `gradient differs by ${g}`);
+    // the top-k path with k = V (ids made in vocabulary order) is the full KL too
+    const a3 = distillLoss(be, s, y, topkTeacher(topkFromLogits(live, N, V, V, [2]), 2), o, null);
+    assert.ok(Math.abs(a3.loss - a2.loss) <= 1e-5 * a2.loss, `top-k path ${a3.loss} vs full ${a2.loss}`);
     r.close();
   }));
 }
