@@ -1,6 +1,7 @@
 /**
- * Browser-safe inference entry: imports no Node-only module. Bring weights and tokenizer.json as
- * bytes/objects (fetch them in a browser), pick a backend, and generate.
+ * Browser-safe inference entry: imports no Node-only module. In a browser, loadModelFromUrl fetches a
+ * `qkd export` directory and builds the int8 runtime on the wasm backend (docs/browser.md); or bring
+ * weights and tokenizer.json as bytes yourself, pick a backend, and generate.
  */
 export { Transformer, type WeightSource, type ForwardOptions } from '../model/transformer.js';
 export { makeModelConfig, type ModelConfig } from '../model/config.js';
@@ -17,3 +18,8 @@ export { tokenizerFromJson, type QkdTokenizer } from '../data/tokenizer.js';
 export { TsBackend } from '../kernels/ts/backend.js';
 export type { Backend } from '../kernels/backend.js';
 export { QkdError } from '../tensor/errors.js';
+export {
+  loadModelFromUrl, createBrowserWasmBackend, browserPlatform, canShareMemory, threadsUnavailableReason,
+  type BrowserModel, type LoadModelOptions, type BrowserBackendOptions, type BrowserPlatformOptions,
+} from './browser.js';
+export type { WasmBackend } from '../kernels/wasm/backend.js';
