@@ -4,7 +4,8 @@
  * `qkd export` with loadModelFromUrl on the browser wasm host, and
  * - greedy and seeded-sampled token ids from the page's Generate button equal those that stream()
  *   gives in Node on the Node wasm backend, for the same export, prompt and settings;
- * - one forward pass's logits equal Node's within LOGIT_TOL (the same kernels module on both sides);
+ * - one forward pass's logits equal Node's within LOGIT_TOL (the same kernels module on both sides),
+ *   also with every kernel call split between the page's thread and a pool Web Worker;
  * - a corrupt export and a missing URL show errors naming the URL and the file/field;
  * - without cross-origin isolation the page falls back to 1 thread, says so, and gives the same ids.
  * Chromium missing is a failure, not a skip (.ci/run installs it).
@@ -140,6 +141,19 @@ test(`one forward pass: browser logits equal Node's within ${LOGIT_TOL}`, async 
   const d = maxAbsDiff(web, want);
   assert.ok(d <= LOGIT_TOL, `max |logit diff| ${d}`);
   t.diagnostic(`${ids.length} positions x ${model.config.vocabSize} logits: max |browser - Node| = ${d}`);
+  // every kernel call spread over the main thread (spinning, canBlock false) and a Web Worker
+  const par = await page.evaluate(async (x) => {
+    const q = (window as unknown as { qkdDemo: { qkd: typeof import('../../src/runtime/index.js') } }).qkdDemo.qkd;
+    const l = await q.loadModelFromUrl('/model/good/', { threads: 2, forceParallel: true });
+    try {
+      return { threads: l.backend.threads, logits: Array.from(l.model.forward(x, 1, x.length)) };
+    } finally {
+      await l.dispose();
+    }
+  }, ids);
+  assert.equal(par.threads, 2);
+  const dp = maxAbsDiff(par.logits, want);
+  assert.ok(dp <= LOGIT_TOL, `2 threads, forceParallel: max |logit diff| ${dp}`);
   await page.close();
 });
 
