@@ -154,6 +154,20 @@ test(`one forward pass: browser logits equal Node's within ${LOGIT_TOL}`, async 
   assert.equal(par.threads, 2);
   const dp = maxAbsDiff(par.logits, want);
   assert.ok(dp <= LOGIT_TOL, `2 threads, forceParallel: max |logit diff| ${dp}`);
+  // createWasmBackend() without a platform picks the browser host outside Node
+  const plain = await page.evaluate(async (x) => {
+    const q = (window as unknown as { qkdDemo: { qkd: typeof import('../../src/runtime/index.js') } }).qkdDemo.qkd;
+    const { createWasmBackend: create } = await import('/dist/src/kernels/wasm/backend.js' as string) as
+      typeof import('../../src/kernels/wasm/backend.js');
+    const backend = await create({ threads: 1 });
+    try {
+      const l = await q.loadModelFromUrl('/model/good/', { backend });
+      return Array.from(l.model.forward(x, 1, x.length));
+    } finally {
+      await backend.dispose();
+    }
+  }, ids);
+  assert.ok(maxAbsDiff(plain, want) <= LOGIT_TOL, 'default platform in the page');
   await page.close();
 });
 

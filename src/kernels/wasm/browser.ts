@@ -30,10 +30,10 @@ export function canShareMemory(): boolean {
   return g.crossOriginIsolated !== false && typeof SharedArrayBuffer === 'function';
 }
 
-/** Whether this thread may block in Atomics.wait: not a window's main thread. */
+/** Whether this thread may block in Atomics.wait: a dedicated Web Worker (not a page's main thread). */
 export function canBlockHere(): boolean {
-  const g = globalThis as { document?: unknown; WorkerGlobalScope?: unknown };
-  return g.document === undefined && g.WorkerGlobalScope !== undefined;
+  const g = globalThis as { DedicatedWorkerGlobalScope?: abstract new () => unknown };
+  return g.DedicatedWorkerGlobalScope !== undefined && globalThis instanceof g.DedicatedWorkerGlobalScope;
 }
 
 /** Why threads are unavailable here, or null when they are. */

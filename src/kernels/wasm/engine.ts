@@ -20,7 +20,7 @@ export interface WasmBackendOptions {
   memoryMB?: number;
   /** Force the FMA (true) or the mul+add (false) build; default: FMA when the host supports it. */
   fma?: boolean;
-  /** Host services; default: the Node host (node.ts). */
+  /** Host services; default: the Node host (node.ts) in Node, else the browser host (browser.ts). */
   platform?: WasmPlatform;
   /** Tests: run every kernel call on all threads, however small (default: small calls stay on one). */
   forceParallel?: boolean;
@@ -218,7 +218,11 @@ export class WasmEngine {
 
 async function defaultPlatform(): Promise<WasmPlatform> {
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-  if (!isNode) throw new QkdError('E_UNSUPPORTED', 'wasm backend: outside Node, pass options.platform');
+  if (!isNode) {
+    // a browser (or another Web host): kernels and workers from their default URLs beside this module
+    const { browserPlatform } = await import('./browser.js');
+    return browserPlatform();
+  }
   const { nodePlatform } = await import('./node.js');
   return nodePlatform();
 }

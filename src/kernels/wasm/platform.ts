@@ -1,6 +1,6 @@
 /**
  * What the wasm backend needs from its host (Node or a browser), kept behind one small interface so
- * the engine itself is browser-safe: node specifics live in node.ts, a browser host is a later task.
+ * the engine itself is browser-safe: node specifics live in node.ts, browser ones in browser.ts.
  */
 
 /** Everything a pool worker needs to join: the compiled module, the shared memory, the control block. */
