@@ -42,7 +42,7 @@
  *
  * Choosing a format per matrix: see chooseFormat below (the rule and the measurements behind it).
  */
-import type { Backend } from './backend.js';
+import type { Activation, Backend } from './backend.js';
 
 /** Dense int8 weight: values (O, I) row-major. */
 export interface DenseI8Matrix {
@@ -135,6 +135,59 @@ export interface Int8Kernels {
    * ids must be in range (the caller checks).
    */
   embedI8(out: Float32Array, ids: Int32Array, Wq: Int8Array, wScale: Float32Array, N: number, C: number): void;
+
+  /**
+   * Optional: a fused single-token decoder for this model on this float backend, or null where the
+   * implementation cannot run it (then the runtime composes the step from the kernels above). Its
+   * logits must be bit-identical to the composed step's on the same backend (test/runtime/decode-*.test.ts).
+   */
+  decoder?(backend: Backend, model: Int8DecodeModel): Int8Decoder | null;
+}
+
+/** A linear layer of the decode model: weight and optional bias (O). */
+export interface Int8DecodeLinear { readonly W: Int8Matrix; readonly bias: Float32Array | null }
+
+/** A norm of the decode model: weight (C) and, for layernorm, bias (C). */
+export interface Int8DecodeNorm { readonly w: Float32Array; readonly b: Float32Array | null }
+
+export interface Int8DecodeLayer {
+  readonly attnNorm: Int8DecodeNorm;
+  readonly q: Int8DecodeLinear; readonly k: Int8DecodeLinear; readonly v: Int8DecodeLinear; readonly o: Int8DecodeLinear;
+  readonly mlpNorm: Int8DecodeNorm;
+  readonly up: Int8DecodeLinear; readonly gate: Int8DecodeLinear | null; readonly down: Int8DecodeLinear;
+}
+
+/**
+ * What a fused decoder computes (runtime/int8-model.ts resolves it from the export): per token,
+ * embedding (+ learned positions) -> layers of [norm -> q,k,v (RoPE) -> attention over the cache -> o
+ * -> residual -> norm -> up (gate) -> activation -> down -> residual] -> final norm -> head, with every
+ * linear input quantized per token to actBits (0: float activations). Float buffers come from the
+ * backend's alloc, integer ones from the kernels' allocI8 / allocI32.
+ */
+export interface Int8DecodeModel {
+  readonly C: number; readonly H: number; readonly KV: number; readonly D: number; readonly F: number; readonly V: number;
+  readonly norm: 'layernorm' | 'rmsnorm'; readonly normEps: number; readonly act: Activation; readonly gated: boolean;
+  readonly actBits: number;
+  /** int8 embedding table (dense, V x C) or a float one (V, C). */
+  readonly embed: { readonly int8: DenseI8Matrix } | { readonly float: Float32Array };
+  /** Learned position table (maxPos, C), or null. */
+  readonly wpe: Float32Array | null;
+  /** RoPE tables (maxPos, D/2) each, or null. */
+  readonly rope: { readonly cos: Float32Array; readonly sin: Float32Array } | null;
+  readonly maxPos: number;
+  readonly layers: readonly Int8DecodeLayer[];
+  readonly finalNorm: Int8DecodeNorm;
+  readonly head: Int8Matrix;
+}
+
+/** A fused single-token (B = 1, T = 1) decode step over a KV cache of (KV, Tmax, D) per layer. */
+export interface Int8Decoder {
+  /**
+   * Logits (V) for token id at position P (positions 0..P-1 already in the cache), appending this
+   * position's keys and values to cacheK[l] / cacheV[l]. The returned view is overwritten by the next step.
+   */
+  step(id: number, P: number, cacheK: readonly Float32Array[], cacheV: readonly Float32Array[], Tmax: number): Float32Array;
+  dispose(): void;
 }
 
 /**

@@ -13,7 +13,7 @@
 import type { Backend } from '../kernels/backend.js';
 import {
   chooseFormat, denseToBlock, denseToCsr, FORMAT_RULE, int8KernelsFor, linearI8, sparsityStats, toDenseValues,
-  type Int8Kernels, type Int8Matrix,
+  type Int8DecodeLinear, type Int8DecodeModel, type Int8Decoder, type Int8Kernels, type Int8Matrix,
 } from '../kernels/int8.js';
 import { TsInt8Kernels } from '../kernels/ts/int8.js';
 import { ropeTables } from '../kernels/ts/attention.js';
@@ -26,9 +26,12 @@ import { QkdError } from '../tensor/errors.js';
 import { parseExport, type ExportFiles, type LoadedExport } from '../io/export-read.js';
 import type { CausalLM } from './generate.js';
 
-/** Scratch buffers of one forward shape (B, T, Tk); nothing is kept between layers. */
+/**
+ * Scratch buffers of one forward shape (B, T), att sized for up to attTk keys (a cache's length, so
+ * decode steps reuse one scratch); nothing is kept between layers.
+ */
 interface Scratch {
-  B: number; T: number; Tk: number;
+  B: number; T: number; attTk: number;
   ids: Int32Array; pos: Int32Array;
   x: Float32Array; x2: Float32Array; n: Float32Array; tmp: Float32Array; // (N,C)
   mean: Float32Array; rstd: Float32Array; // (N)
@@ -49,6 +52,12 @@ export interface Int8ModelOptions {
    * what the student was trained with changes its outputs: an explicit speed / accuracy trade.
    */
   actBits?: number;
+  /**
+   * Run single-token decode steps (B = 1, T = 1, with a cache) through the kernels' fused decoder when
+   * they have one (Int8Kernels.decoder; default true). Its logits are bit-identical to the composed
+   * step's; false composes every step from single kernels (tests, profiles).
+   */
+  fused?: boolean;
 }
 
 export class Int8Transformer implements CausalLM {
@@ -59,11 +68,15 @@ export class Int8Transformer implements CausalLM {
   private readonly floats = new Map<string, Float32Array>();
   private readonly rope: { cos: Float32Array; sin: Float32Array } | null;
   private s: Scratch | null = null;
+  private readonly fused: boolean;
+  /** The fused decoder: undefined until the first decode step asks for it, null when there is none. */
+  private dec: Int8Decoder | null | undefined;
 
   constructor(readonly backend: Backend, loaded: LoadedExport, opts: Int8ModelOptions = {}) {
     this.config = loaded.config;
     this.kernels = opts.kernels ?? int8KernelsFor(backend, () => new TsInt8Kernels());
     this.actBits = opts.actBits ?? loaded.actBits;
+    this.fused = opts.fused ?? true;
     if (this.actBits !== 0) qRange(this.actBits);
     this.matrices = new Map();
     for (const [name, W] of loaded.matrices) this.matrices.set(name, this.repack(W));
@@ -112,13 +125,13 @@ export class Int8Transformer implements CausalLM {
 
   private scratch(B: number, T: number, Tk: number): Scratch {
     const old = this.s;
-    if (old && old.B === B && old.T === T && old.Tk === Tk) return old;
+    if (old && old.B === B && old.T === T && old.attTk >= Tk) return old;
     this.freeScratch();
     const c = this.config, be = this.backend, N = B * T, C = c.dim, D = c.headDim, F = c.ffnDim;
     const f32: Float32Array[] = [], f = (n: number) => { const a = be.alloc(n); f32.push(a); return a; };
     const HD = c.nHead * D, KD = c.nKVHead * D;
     this.s = {
-      B, T, Tk, ids: be.allocI32(N), pos: be.allocI32(N),
+      B, T, attTk: Tk, ids: be.allocI32(N), pos: be.allocI32(N),
       x: f(N * C), x2: f(N * C), n: f(N * C), tmp: f(N * C), mean: f(N), rstd: f(N),
       proj: f(N * Math.max(HD, KD)), q: f(N * HD), k: f(N * KD), v: f(N * KD), heads: f(N * HD), y: f(N * HD),
       att: f(B * c.nHead * T * Tk), up: f(N * F), gate: c.gated ? f(N * F) : null, h: f(N * F),
@@ -145,7 +158,17 @@ export class Int8Transformer implements CausalLM {
     if (cache && (cache.B !== B || Tk > cache.maxT)) {
       throw new QkdError('E_SHAPE', `forward: cache holds B=${cache.B}, ${cache.maxT} positions; asked B=${B}, ${Tk}`);
     }
-    const s = this.scratch(B, T, Tk);
+    if (T === 1 && B === 1 && cache) {
+      const topK = opt.topK ?? c.attnTopK, dec = topK > 0 && topK < Tk ? null : this.decoder();
+      if (dec) {
+        const id = ids[0];
+        if (!(id >= 0 && id < c.vocabSize)) throw new QkdError('E_INPUT', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
+        const logits = dec.step(id, P, cache.k, cache.v, cache.maxT);
+        cache.length = Tk;
+        return logits;
+      }
+    }
+    const s = this.scratch(B, T, cache ? cache.maxT : Tk);
     for (let i = 0; i < N; i++) {
       const id = ids[i];
       if (!(id >= 0 && id < c.vocabSize)) throw new QkdError('E_INPUT', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
@@ -232,7 +255,39 @@ export class Int8Transformer implements CausalLM {
     be.add(s.x, s.x, s.x2, N * C);
   }
 
+  /** The kernels' fused decoder for this model (built once), or null. */
+  private decoder(): Int8Decoder | null {
+    if (this.dec !== undefined) return this.dec;
+    const model = this.fused && this.kernels.decoder ? this.decodeModel() : null;
+    this.dec = model ? this.kernels.decoder!(this.backend, model) : null;
+    return this.dec;
+  }
+
+  /** The model as Int8Kernels.decoder sees it; null when its head is not an int8 matrix. */
+  private decodeModel(): Int8DecodeModel | null {
+    const c = this.config, head = this.matrices.get(c.tieEmbeddings ? 'embed.weight' : 'lm_head.weight');
+    const E = this.matrices.get('embed.weight'), fl = (n: string) => this.floats.get(n) ?? null;
+    if (!head || (E && E.format !== 'dense')) return null;
+    const lin = (n: string): Int8DecodeLinear => ({ W: this.W(n), bias: this.bias(n) ?? null });
+    const norm = (n: string) => ({ w: fl(`${n}.weight`)!, b: c.norm === 'layernorm' ? fl(`${n}.bias`) : null });
+    const layers = Array.from({ length: c.nLayer }, (_, l) => {
+      const p = `layers.${l}`;
+      return {
+        attnNorm: norm(`${p}.attn_norm`), q: lin(`${p}.q`), k: lin(`${p}.k`), v: lin(`${p}.v`), o: lin(`${p}.o`),
+        mlpNorm: norm(`${p}.mlp_norm`), up: lin(`${p}.up`), gate: c.gated ? lin(`${p}.gate`) : null, down: lin(`${p}.down`),
+      };
+    });
+    return {
+      C: c.dim, H: c.nHead, KV: c.nKVHead, D: c.headDim, F: c.ffnDim, V: c.vocabSize, norm: c.norm, normEps: c.normEps,
+      act: c.act, gated: c.gated, actBits: this.actBits, embed: E ? { int8: E } : { float: fl('embed.weight')! },
+      wpe: c.pos === 'learned' ? fl('pos_embed.weight') : null, rope: this.rope, maxPos: c.maxPos, layers,
+      finalNorm: norm('final_norm'), head,
+    };
+  }
+
   dispose(): void {
+    this.dec?.dispose();
+    this.dec = undefined;
     this.freeScratch();
     for (const f of this.floats.values()) this.backend.free(f);
     this.floats.clear();

@@ -9,10 +9,12 @@
  */
 import type { Backend } from '../backend.js';
 import {
-  registerInt8Kernels, type BlockI8Matrix, type CsrI8Matrix, type FormatRule, type Int8Kernels,
+  registerInt8Kernels, type BlockI8Matrix, type CsrI8Matrix, type FormatRule, type Int8DecodeModel, type Int8Decoder,
+  type Int8Kernels, type Int8Matrix,
 } from '../int8.js';
 import { QkdError } from '../../tensor/errors.js';
 import { Io, type WasmEngine } from './engine.js';
+import { wasmDecoder } from './int8-decode.js';
 
 const { In, Out } = Io;
 
@@ -147,6 +149,22 @@ export class WasmInt8Kernels implements Int8Kernels {
     }
     e.run('embedI8', e.chunks(N * C, PAR_EW), [e.f32(out, N * C, 'embedI8 out', Out), e.i32(ids, N, 'embedI8 ids', In),
       e.i8(Wq, V * C, 'embedI8 Wq', In), e.f32(wScale, V, 'embedI8 wScale', In), N, C]);
+  }
+
+  /** The fused decoder (wasm/int8-decode.ts) when `backend` is this engine's plain wasm backend, else null. */
+  decoder(backend: Backend, model: Int8DecodeModel): Int8Decoder | null {
+    return wasmDecoder(this.engine, backend, model, (W, what) => this.validate(W, what));
+  }
+
+  /** Checks a matrix as the kernels do before a call (sizes; indices once per matrix). */
+  private validate(W: Int8Matrix, what: string): void {
+    if (W.format === 'block') this.checkBlock(W, 1, `decoder ${what}`);
+    else if (W.format === 'csr') this.checkCsr(W, 1, `decoder ${what}`);
+    else {
+      checkSizes(`decoder ${what}`, 'O,I', W.O * W.I, W.O, W.I);
+      if (W.values.length < W.O * W.I) throw new QkdError('E_SHAPE', `wasm decoder ${what}: ${W.values.length} values for ${W.O} x ${W.I}`);
+    }
+    if (W.scale.length < W.O) throw new QkdError('E_SHAPE', `wasm decoder ${what}: ${W.scale.length} scales for ${W.O} rows`);
   }
 
   /**
