@@ -100,7 +100,8 @@ function parseJson(bytes: Uint8Array, url: URL): unknown {
 /** The error of a parser, its message prefixed with where the files came from. */
 function atUrl(e: unknown, base: URL): unknown {
   if (!(e instanceof QkdError)) return e;
-  return new QkdError(e.code, `${base.href}: ${e.message}`, { cause: e });
+  const hint = /"quantization" is missing/.test(e.message) ? '; the browser loads `qkd export` directories: export it first' : '';
+  return new QkdError(e.code, `${base.href}: ${e.message}${hint}`, { cause: e });
 }
 
 /**
