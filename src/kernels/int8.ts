@@ -187,6 +187,11 @@ export interface Int8Decoder {
    * position's keys and values to cacheK[l] / cacheV[l]. The returned view is overwritten by the next step.
    */
   step(id: number, P: number, cacheK: readonly Float32Array[], cacheV: readonly Float32Array[], Tmax: number): Float32Array;
+  /**
+   * Positions from `from` on of the cache were written by something else than step() (a prefill, say):
+   * a decoder that keeps state about the cache's contents must drop it from there.
+   */
+  invalidate(from: number): void;
   dispose(): void;
 }
 

@@ -168,6 +168,7 @@ export class Int8Transformer implements CausalLM {
         return logits;
       }
     }
+    if (cache) this.dec?.invalidate(P); // this step writes positions P.. of the cache itself
     const s = this.scratch(B, T, cache ? cache.maxT : Tk);
     for (let i = 0; i < N; i++) {
       const id = ids[i];

@@ -21,7 +21,7 @@ import type { WasmBackend } from '../../src/kernels/wasm/backend.js';
 import { wasmInt8Kernels } from '../../src/kernels/wasm/int8.js';
 import { attentionForward } from '../../src/nn/attention.js';
 import { Int8Transformer } from '../../src/runtime/int8-model.js';
-import { freeKVCache } from '../../src/model/activations.js';
+import { freeKVCache, type KVCache } from '../../src/model/activations.js';
 import { randoms } from '../helpers.js';
 import { openAll, close } from '../kernels/wasm-util.js';
 import { sameBits } from '../kernels/wasm-int8-util.js';
@@ -32,19 +32,27 @@ let backends: [string, WasmBackend][] = [];
 before(async () => { backends = await openAll(); });
 after(async () => { await Promise.all(backends.map(([, b]) => b.dispose())); });
 
-/** Greedy decoding after a prompt, twice (a second cache of another length), logits of every step. */
+/**
+ * Logits of every step of: a prompt then greedy-ish decode steps; the cache rewound to 4 positions, a
+ * 3-token prefill over the old ones, more steps; then all again on a second cache of another length.
+ */
 function decode(m: Int8Transformer, steps: number): Float32Array[] {
   const out: Float32Array[] = [], V = m.config.vocabSize;
-  for (const [maxT, prompt] of [[40, [5, 17, 300, 2, 9, 1000, 44]], [64, [3]]] as [number, number[]][]) {
-    const cache = m.newCache(1, maxT);
+  const run = (cache: KVCache, prompt: number[], n: number) => {
     let l = m.forward(prompt, 1, prompt.length, { cache }).slice(-V);
     out.push(l);
-    for (let s = 0; s < steps; s++) {
+    for (let s = 0; s < n; s++) {
       let best = 0;
       for (let j = 1; j < V; j++) if (l[j] > l[best]) best = j;
       l = m.forward([(best * 7 + s) % V], 1, 1, { cache }).slice();
       out.push(l);
     }
+  };
+  for (const [maxT, prompt] of [[40, [5, 17, 300, 2, 9, 1000, 44]], [64, [3]]] as [number, number[]][]) {
+    const cache = m.newCache(1, maxT);
+    run(cache, prompt, steps);
+    cache.length = 4;
+    run(cache, [8, 800, 80], 5);
     freeKVCache(m.backend, cache);
   }
   return out;
@@ -111,7 +119,7 @@ const ATT: [number, number, number, number, number][] = [
   [4, 1, 30, 11, 12], [4, 2, 260, 5, 6], [4, 2, 32, 600, 640], [3, 1, 8, 257, 300],
 ];
 
-test('attendDecode is nn/attention.ts at T = 1: bit-identical on the wasm backend, close to the TS backend', () => {
+test('attendDecode (keys as stored, and transposed by syncKeys) is nn/attention.ts at T = 1: bit-identical on the wasm backend, close to the TS backend', () => {
   const ts = new TsBackend();
   ATT.forEach(([H, KV, D, Tk, Tmax], c) => {
     const q0 = randoms(H * D, 10 + c, -2, 2), k0 = randoms(KV * Tmax * D, 20 + c, -2, 2), v0 = randoms(KV * Tmax * D, 30 + c);
@@ -120,15 +128,21 @@ test('attendDecode is nn/attention.ts at T = 1: bit-identical on the wasm backen
     for (const [label, be] of backends) {
       const buf = (a: Float32Array) => { const v = be.alloc(a.length); v.set(a); return v; };
       const q = buf(q0), k = buf(k0), v = buf(v0), out = be.alloc(H * D), att = be.alloc(H * Tk);
-      const refOut = be.alloc(H * D), refAtt = be.alloc(H * Tk), e = be.engine;
+      const refOut = be.alloc(H * D), refAtt = be.alloc(H * Tk), e = be.engine, fn = e.exports as Record<string, (...a: number[]) => void>;
       attentionForward(be, refOut, refAtt, q, k, v, { B: 1, H, KV, T: 1, Tk, Tmax, D, topK: 0 });
-      (e.exports.attendDecode as (...a: number[]) => void)(out.byteOffset, att.byteOffset, q.byteOffset, k.byteOffset,
-        v.byteOffset, H, KV, D, Tk, Tmax, 1 / Math.sqrt(D), e.wsBase);
-      const what = `${label} H=${H} KV=${KV} D=${D} Tk=${Tk} Tmax=${Tmax}`;
-      sameBits(att, refAtt, `${what} probabilities`);
-      sameBits(out, refOut, `${what} output`);
-      close(out, wantOut, 1e-5, 1e-4, `${what} vs ts backend`);
-      for (const a of [q, k, v, out, att, refOut, refAtt]) be.free(a);
+      const ldT = Math.ceil(Tmax / 16) * 16, kT = be.alloc(KV * D * ldT);
+      fn.syncKeys(kT.byteOffset, ldT, k.byteOffset, KV, D, Tmax, 0, Math.min(3, Tk)); // in two pieces
+      fn.syncKeys(kT.byteOffset, ldT, k.byteOffset, KV, D, Tmax, Math.min(3, Tk), Tk);
+      for (const [t, ld] of [[0, 0], [kT.byteOffset, ldT]]) {
+        out.fill(NaN); att.fill(NaN);
+        fn.attendDecode(out.byteOffset, att.byteOffset, q.byteOffset, k.byteOffset, v.byteOffset, t, ld, H, KV, D, Tk, Tmax,
+          1 / Math.sqrt(D), e.wsBase);
+        const what = `${label} H=${H} KV=${KV} D=${D} Tk=${Tk} Tmax=${Tmax} ${t ? 'kT' : 'K'}`;
+        sameBits(att, refAtt, `${what} probabilities`);
+        sameBits(out, refOut, `${what} output`);
+        close(out, wantOut, 1e-5, 1e-4, `${what} vs ts backend`);
+      }
+      for (const a of [q, k, v, out, att, refOut, refAtt, kT]) be.free(a);
     }
   });
 });

@@ -17,19 +17,19 @@ import { QkdError } from '../../tensor/errors.js';
 import type { WasmEngine } from './engine.js';
 
 // Table layout (words); assembly/int8-decode.ts is the reference and reports its sizes (decodeLayout).
-const MAT = 9, HEADER = 50, LAYER = 6 + 7 * MAT;
+const MAT = 9, HEADER = 51, LAYER = 7 + 7 * MAT;
 const H = {
   nLayer: 0, C: 1, H: 2, KV: 3, D: 4, F: 5, norm: 6, eps: 7, act: 8, gated: 9, actBits: 10, cos: 11, sin: 12, wpe: 13,
   eFloat: 14, eVal: 15, eScale: 16, fnW: 17, fnB: 18, Tmax: 19, scale: 20, ws: 21, ids: 22, pos: 23, x: 24, x2: 25,
   n: 26, tmp: 27, mean: 28, rstd: 29, q: 30, k: 31, v: 32, heads: 33, att: 34, up: 35, gate: 36, hid: 37, logits: 38,
-  xq: 39, xs: 40, head: 41,
+  xq: 39, xs: 40, ldT: 41, head: 42,
 } as const;
-const L = { anw: 0, anb: 1, mnw: 2, mnb: 3, ck: 4, cv: 5, q: 6, k: 6 + MAT, v: 6 + 2 * MAT, o: 6 + 3 * MAT,
-  up: 6 + 4 * MAT, gate: 6 + 5 * MAT, down: 6 + 6 * MAT } as const;
+const L = { anw: 0, anb: 1, mnw: 2, mnb: 3, ck: 4, cv: 5, kT: 6, q: 7, k: 7 + MAT, v: 7 + 2 * MAT, o: 7 + 3 * MAT,
+  up: 7 + 4 * MAT, gate: 7 + 5 * MAT, down: 7 + 6 * MAT } as const;
 const ACT = { relu: 0, gelu: 1, gelu_tanh: 2, silu: 3 } as const;
 const FORMAT = { dense: 0, block: 1, csr: 2 } as const;
 
-type Step = (table: number, id: number, P: number) => void;
+type Step = (table: number, id: number, P: number, synced: number) => void;
 type View = Float32Array | Int32Array | Int8Array;
 
 /** Thrown inside the builder when the model is outside what the table describes (caught: null). */
@@ -64,6 +64,11 @@ class WasmDecoder implements Int8Decoder {
   /** The cache buffers whose offsets the table holds (per layer), and its Tmax. */
   private readonly ck: (Float32Array | null)[];
   private readonly cv: (Float32Array | null)[];
+  /**
+   * Positions of the current cache whose keys the transposed copies hold (each layer's kT, used by the
+   * attention scores: no transposes per step). Only step() and invalidate() move it.
+   */
+  private synced = 0;
   private disposed = false;
 
   constructor(private readonly engine: WasmEngine, private readonly m: Int8DecodeModel, private readonly run: Step,
@@ -91,12 +96,26 @@ class WasmDecoder implements Int8Decoder {
     if (w[H.Tmax] !== Tmax) { w[H.Tmax] = Tmax; this.ck.fill(null); this.cv.fill(null); }
     const need = m.KV * Tmax * m.D;
     for (let l = 0; l < m.layers.length; l++) {
-      if (cacheK[l] !== this.ck[l]) { w[HEADER + l * LAYER + L.ck] = this.at(cacheK[l], need, `cache k[${l}]`, true); this.ck[l] = cacheK[l]; }
-      if (cacheV[l] !== this.cv[l]) { w[HEADER + l * LAYER + L.cv] = this.at(cacheV[l], need, `cache v[${l}]`, true); this.cv[l] = cacheV[l]; }
+      if (cacheK[l] !== this.ck[l]) {
+        this.ck[l] = null; // until checked
+        w[HEADER + l * LAYER + L.ck] = this.at(cacheK[l], need, `cache k[${l}]`, true);
+        this.ck[l] = cacheK[l];
+        this.synced = 0; // another cache: its keys are not in kT
+      }
+      if (cacheV[l] !== this.cv[l]) {
+        this.cv[l] = null;
+        w[HEADER + l * LAYER + L.cv] = this.at(cacheV[l], need, `cache v[${l}]`, true);
+        this.cv[l] = cacheV[l];
+      }
     }
-    this.run(w.byteOffset, id, P);
+    const synced = Math.min(this.synced, P);
+    this.synced = 0; // should the call fail
+    this.run(w.byteOffset, id, P, synced);
+    this.synced = P + 1;
     return this.logits;
   }
+
+  invalidate(from: number): void { this.synced = Math.min(this.synced, Math.max(0, from)); }
 
   dispose(): void {
     if (this.disposed) return;
@@ -144,6 +163,9 @@ class WasmDecoder implements Int8Decoder {
     w[H.mean] = s(1); w[H.rstd] = s(1); w[H.q] = s(HD); w[H.k] = s(m.KV * D); w[H.v] = s(m.KV * D); w[H.heads] = s(HD);
     w[H.att] = s(m.H * m.maxPos); w[H.up] = s(F); w[H.gate] = s(F); w[H.hid] = s(F); w[H.xs] = s(1);
     w[H.xq] = this.keep(e.allocI8(Math.max(C, HD, F))).byteOffset;
+    // transposed keys, rows padded to 16 (the score kernel reads 16 keys at a time); none without GQA
+    // groups (r = 1: the scores are a matrix-vector product that reads the cache itself)
+    w[H.ldT] = m.H > m.KV ? Math.ceil(m.maxPos / 16) * 16 : 0;
     const logits = this.keep(e.allocF32(V));
     w[H.logits] = logits.byteOffset;
     this.mat(H.head, { W: m.head, bias: null }, V, C, 'head');
@@ -152,6 +174,7 @@ class WasmDecoder implements Int8Decoder {
 
   private layer(l: number, x: Int8DecodeModel['layers'][number]): void {
     const m = this.m, b = HEADER + l * LAYER, p = `layers.${l}`, HD = m.H * m.D, KD = m.KV * m.D;
+    this.words[b + L.kT] = this.words[H.ldT] ? this.keep(this.engine.allocF32(m.KV * m.D * this.words[H.ldT])).byteOffset : 0;
     this.norm(b + L.anw, b + L.anb, x.attnNorm, `${p}.attn_norm`);
     this.norm(b + L.mnw, b + L.mnb, x.mlpNorm, `${p}.mlp_norm`);
     this.mat(b + L.q, x.q, HD, m.C, `${p}.q`); this.mat(b + L.k, x.k, KD, m.C, `${p}.k`); this.mat(b + L.v, x.v, KD, m.C, `${p}.v`);
