@@ -1,7 +1,10 @@
 /**
  * Decode and prefill speed at batch 1 (issue 5): a 16-token prompt, then 128 new tokens by greedy
  * decoding through the KV cache, side by side, at 1 and 2 threads:
- *   int8-sparse   our qkd-int8 export of the student on the int8 runtime (Int8Transformer)
+ *   int8-sparse   our qkd-int8 export of the student on the int8 runtime (Int8Transformer; decode steps run
+ *                 as one fused wasm call, kernels/wasm/int8-decode.ts)
+ *   int8-composed the same export with every decode step composed from single kernel calls ({ fused: false }:
+ *                 bit-identical logits, the runtime's path before the fused decoder)
  *   int8-sparse-a8  the same with int8 activations forced (only when the student was trained without
  *                 activation quantization: an accuracy trade; its ppl is not measured here)
  *   int8-block[-a8] SPEED ONLY: the student re-pruned one-shot to 90% in 1 x k blocks (--block-variant k,
@@ -15,7 +18,7 @@
  * against the float32 teacher, and multiply-accumulates per token dense vs as stored.
  *
  *   node dist/bench/decode.js [--student DIR] [--threads 1,2] [--prompt 16] [--new 128] [--rounds 3]
- *     [--backend wasm|ts] [--variants int8-sparse,float-student,ort,teacher] [--smoke]
+ *     [--backend wasm|ts] [--variants int8-sparse,int8-composed,float-student,ort,teacher] [--smoke]
  *
  * --student: a model directory or run directory (default: the anchor student runs/anchor-cache-int8-sparse90-kd).
  * Timing per round: prefill = one forward over the prompt (gives new token 1); decode = the following
@@ -43,7 +46,7 @@ import {
   round, runNodeChild, ROOT,
 } from './common.js';
 
-const OURS = ['int8-sparse', 'int8-sparse-a8', 'int8-block', 'int8-block-a8', 'float-student', 'teacher'] as const;
+const OURS = ['int8-sparse', 'int8-composed', 'int8-sparse-a8', 'int8-block', 'int8-block-a8', 'float-student', 'teacher'] as const;
 type Ours = typeof OURS[number];
 
 interface Row {
@@ -66,7 +69,7 @@ function parse(argv: string[]) {
     threads: intList(v.threads ?? (smoke ? '1' : '1,2'), 'threads'),
     prompt: posInt(v.prompt, 'prompt', 16), newTokens: posInt(v.new, 'new', smoke ? 8 : 128, 2),
     rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), backend: backendName(v.backend, 'wasm'),
-    variants: (v.variants ?? 'int8-sparse,int8-sparse-a8,int8-block,int8-block-a8,float-student,ort,teacher').split(','),
+    variants: (v.variants ?? 'int8-sparse,int8-composed,int8-sparse-a8,int8-block,int8-block-a8,float-student,ort,teacher').split(','),
     blockVariant: posInt(v['block-variant'], 'block-variant', 16, 0),
     worker: v.worker as Ours | undefined, dir: v.dir,
   };
@@ -100,7 +103,7 @@ async function worker(o: Opts): Promise<Row> {
   const t = o.threads[0], be = await makeBackend(o.backend, t), tl = performance.now();
   // int8-sparse-a8: int8 activations forced on a student trained without them (changes outputs slightly)
   const w = o.worker!, m: CausalLM & { dispose(): void } = !w.startsWith('int8') ? loadModel(o.dir!, be).model
-    : loadInt8Model(o.dir!, be, w.endsWith('-a8') ? { actBits: 8 } : {}).model;
+    : loadInt8Model(o.dir!, be, { ...(w.endsWith('-a8') ? { actBits: 8 } : {}), ...(w === 'int8-composed' ? { fused: false } : {}) }).model;
   const loadMs = performance.now() - tl;
   const prompt = Array.from({ length: o.prompt }, (_, i) => (i * 131 + 7) % m.config.vocabSize);
   generateOnce(m, prompt, o.newTokens);
@@ -144,7 +147,7 @@ async function main(): Promise<void> {
     const bx = o.blockVariant > 0 ? exportStudent(blockVariant(student, join(tmp, 'block'), o.blockVariant), join(tmp, 'block-x')) : null;
     const block = bx?.out ?? '';
     const dirs: Record<Ours, string> = {
-      'int8-sparse': exp.out, 'int8-sparse-a8': exp.out, 'int8-block': block, 'int8-block-a8': block, 'float-student': student, teacher,
+      'int8-sparse': exp.out, 'int8-composed': exp.out, 'int8-sparse-a8': exp.out, 'int8-block': block, 'int8-block-a8': block, 'float-student': student, teacher,
     };
     for (const v of OURS) {
       if (!o.variants.includes(v) || (v.endsWith('-a8') && loaded.actBits > 0) || (v.startsWith('int8-block') && !block)) continue;
@@ -199,7 +202,7 @@ function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac
   const ref = rows.find((r) => r.variant === 'float-student' && r.tokens)?.tokens;
   const int8Kernels = rows.find((r) => r.int8Kernels)?.int8Kernels ?? null;
   for (const r of rows) {
-    const student = r.variant.startsWith('int8-sparse') || r.variant === 'float-student';
+    const student = r.variant.startsWith('int8-sparse') || r.variant === 'int8-composed' || r.variant === 'float-student';
     r.sameTokensAsFloat = ref && r.tokens && student ? r.tokens.filter((x, i) => x === ref[i]).length : null;
     delete r.tokens;
   }
