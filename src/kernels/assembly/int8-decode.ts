@@ -1,8 +1,10 @@
 // Fused single-token decode of the int8 runtime (src/runtime/int8-model.ts, src/kernels/wasm/int8-decode.ts):
 // one call runs the whole step (B = 1, T = 1) on the caller's thread, so the ~100 small kernel calls of
 // a step cost no JS marshalling. Every op is the kernel the composed forward calls (same function,
-// same arguments, one chunk), except attention, whose products are computed here in exactly the order
-// of the float GEMM (gemm.ts) it replaces: the step's logits are bit-identical to the composed forward.
+// same arguments, one chunk), except attention (int8-attend.ts: the float GEMM's products in exactly
+// its summation order) and the int8 products of 1 x 16 blocks and of the dense head (int8-gemv.ts: the
+// same exact integer sums in another order, the same float epilogue): the step's logits are
+// bit-identical to the composed forward's.
 //
 // The model is described by a table of i32 words in memory (layout below, mirrored in
 // wasm/int8-decode.ts); pointers are byte offsets, floats are stored as their bits.
@@ -45,8 +47,6 @@ export function decodeLayout(i: i32): i32 { return i == 0 ? MAT_WORDS : i == 1 ?
 @inline function pt(t: usize, i: i32): usize { return <usize>load<u32>(t + (<usize>i << 2)); }
 // @ts-ignore: decorator
 @inline function fw(t: usize, i: i32): f32 { return load<f32>(t + (<usize>i << 2)); }
-// @ts-ignore: decorator
-@inline function p4(base: usize, i: i32): usize { return base + (<usize>i << 2); }
 
 /**
  * y = x · Wᵀ (+ bias) for one token, as linearI8 does: int8 activations (the table's xq / x16, xs) when
@@ -86,7 +86,7 @@ function quantize(t: usize, x: usize, I: i32): void {
 /**
  * One decode step: token id at position P (P positions already in the cache, whose pointers are in the
  * layer words). Appends this position's keys and values, leaves the logits (V) at the table's logits.
- * The transposed keys hold positions [0, synced) already (synced <= P); [synced, P) are copied first.
+ * The transposed keys hold positions [0, synced) already (synced <= P); [synced, P] are copied first.
  */
 export function decodeStepI8(t: usize, id: i32, P: i32, synced: i32): void {
   const C = wd(t, H_C), H = wd(t, H_H), KV = wd(t, H_KV), D = wd(t, H_D), F = wd(t, H_F);
