@@ -17,12 +17,15 @@
  * plus peak RSS of each (one fresh process per row), size on disk and bits per parameter of the export
  * against the float32 teacher, and multiply-accumulates per token dense vs as stored.
  *
- *   node dist/bench/decode.js [--student DIR] [--threads 1,2] [--prompt 16] [--new 128] [--rounds 3]
+ *   node dist/bench/decode.js [--student DIR] [--threads 1,2] [--prompt 16] [--new 128] [--rounds 3] [--warmup 1]
  *     [--backend wasm|ts] [--variants int8-sparse,int8-composed,float-student,ort,teacher] [--smoke]
  *
  * --student: a model directory or run directory (default: the anchor student runs/anchor-cache-int8-sparse90-kd).
  * Timing per round: prefill = one forward over the prompt (gives new token 1); decode = the following
- * new-1 single-token steps. Medians over --rounds timed rounds after one untimed round.
+ * new-1 single-token steps. Medians over --rounds timed rounds after --warmup untimed rounds (default 1).
+ * V8 runs a wasm function in baseline code until it has run enough to be optimized: int8-sparse
+ * decodes through other kernels than its prefill, so its prefill kernels run once per round and need
+ * ~3 rounds to be optimized (prefill tok/s of the first rounds measures that; --warmup 3 skips it).
  */
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +62,7 @@ function parse(argv: string[]) {
   const { values: v } = parseArgs({
     args: argv, strict: true, options: {
       student: { type: 'string' }, threads: { type: 'string' }, prompt: { type: 'string' }, new: { type: 'string' },
-      rounds: { type: 'string' }, backend: { type: 'string' }, variants: { type: 'string' }, smoke: { type: 'boolean' },
+      rounds: { type: 'string' }, warmup: { type: 'string' }, backend: { type: 'string' }, variants: { type: 'string' }, smoke: { type: 'boolean' },
       worker: { type: 'string' }, dir: { type: 'string' }, 'block-variant': { type: 'string' },
     },
   });
@@ -68,7 +71,7 @@ function parse(argv: string[]) {
     student: v.student ?? join(ROOT, 'runs', 'anchor-cache-int8-sparse90-kd'),
     threads: intList(v.threads ?? (smoke ? '1' : '1,2'), 'threads'),
     prompt: posInt(v.prompt, 'prompt', 16), newTokens: posInt(v.new, 'new', smoke ? 8 : 128, 2),
-    rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), backend: backendName(v.backend, 'wasm'),
+    rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), warmup: posInt(v.warmup, 'warmup', 1, 0), backend: backendName(v.backend, 'wasm'),
     variants: (v.variants ?? 'int8-sparse,int8-composed,int8-sparse-a8,int8-block,int8-block-a8,float-student,ort,teacher').split(','),
     blockVariant: posInt(v['block-variant'], 'block-variant', 16, 0),
     worker: v.worker as Ours | undefined, dir: v.dir,
@@ -106,7 +109,7 @@ async function worker(o: Opts): Promise<Row> {
     : loadInt8Model(o.dir!, be, { ...(w.endsWith('-a8') ? { actBits: 8 } : {}), ...(w === 'int8-composed' ? { fused: false } : {}) }).model;
   const loadMs = performance.now() - tl;
   const prompt = Array.from({ length: o.prompt }, (_, i) => (i * 131 + 7) % m.config.vocabSize);
-  generateOnce(m, prompt, o.newTokens);
+  for (let r = 0; r < o.warmup; r++) generateOnce(m, prompt, o.newTokens);
   const load = new OtherLoad().start(), runs = [];
   for (let r = 0; r < o.rounds; r++) runs.push(generateOnce(m, prompt, o.newTokens));
   const otherLoadCores = load.stop();
@@ -143,7 +146,8 @@ async function main(): Promise<void> {
     const loaded = loadExport(exp.out), mac = macs(loaded.matrices);
     log(`exported ${student}: ${exp.bytes} bytes, formats ${JSON.stringify(countFormats(exp.formats))}`);
     const script = fileURLToPath(import.meta.url), rows: Row[] = [];
-    const common = ['--prompt', String(o.prompt), '--new', String(o.newTokens), '--rounds', String(o.rounds), '--backend', o.backend];
+    const common = ['--prompt', String(o.prompt), '--new', String(o.newTokens), '--rounds', String(o.rounds), '--warmup', String(o.warmup),
+      '--backend', o.backend];
     const bx = o.blockVariant > 0 ? exportStudent(blockVariant(student, join(tmp, 'block'), o.blockVariant), join(tmp, 'block-x')) : null;
     const block = bx?.out ?? '';
     const dirs: Record<Ours, string> = {
@@ -233,7 +237,7 @@ function report(o: Opts, rows: Row[], exp: ReturnType<typeof exportStudent>, mac
   for (const [v, r] of Object.entries(ratios)) console.log(`  ${v}: ${JSON.stringify(r)}`);
   if (block) console.log(`1x${block.k} block variant (speed only, not retrained): model.safetensors ${block.modelBytes} B, MACs as stored ${block.macs.stored}`);
   jsonLine({
-    bench: 'decode', student, prompt: o.prompt, newTokens: o.newTokens, rounds: o.rounds, backend: o.backend, int8Kernels,
+    bench: 'decode', student, prompt: o.prompt, newTokens: o.newTokens, rounds: o.rounds, warmup: o.warmup, backend: o.backend, int8Kernels,
     formats: countFormats(exp.formats), studentParams: exp.params, teacherParams,
     macs: mac, size, ratios, blockVariant: block, rows, machine: machineFacts(),
   });
