@@ -288,7 +288,7 @@ export class Int8Transformer implements CausalLM {
 
   dispose(): void {
     this.dec?.dispose();
-    this.dec = undefined;
+    this.dec = null;
     this.freeScratch();
     for (const f of this.floats.values()) this.backend.free(f);
     this.floats.clear();
