@@ -69,6 +69,8 @@ class WasmDecoder implements Int8Decoder {
    * attention scores: no transposes per step). Only step() and invalidate() move it.
    */
   private synced = 0;
+  /** Each layer's transposed keys (KV, D, ldT), ldT the cache length rounded up to 16; none before a step. */
+  private kT: Float32Array[] = [];
   private disposed = false;
 
   constructor(private readonly engine: WasmEngine, private readonly m: Int8DecodeModel, private readonly run: Step,
@@ -94,6 +96,7 @@ class WasmDecoder implements Int8Decoder {
       throw new QkdError('E_SHAPE', `wasm decoder: position ${P} outside the cache (${Tmax}) or the model (${m.maxPos})`);
     }
     if (w[H.Tmax] !== Tmax) { w[H.Tmax] = Tmax; this.ck.fill(null); this.cv.fill(null); }
+    if (m.H > m.KV && w[H.ldT] < Tmax) this.sizeKeys(Tmax);
     const need = m.KV * Tmax * m.D;
     for (let l = 0; l < m.layers.length; l++) {
       if (cacheK[l] !== this.ck[l]) {
@@ -120,8 +123,25 @@ class WasmDecoder implements Int8Decoder {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const v of this.owned) this.engine.free(v);
-    this.owned.length = 0;
+    for (const v of [...this.owned, ...this.kT]) this.engine.free(v);
+    this.owned.length = 0; this.kT = [];
+  }
+
+  /**
+   * (Re)allocates the transposed keys for caches of up to Tmax positions, rows padded to 16 (the score
+   * kernel reads 16 keys at a time). Only with GQA groups (r >= 2): at r = 1 the scores are a
+   * matrix-vector product that reads the cache itself.
+   */
+  private sizeKeys(Tmax: number): void {
+    const m = this.m, w = this.words, ldT = Math.ceil(Tmax / 16) * 16;
+    for (const v of this.kT) this.engine.free(v);
+    this.kT = [];
+    w[H.ldT] = 0;
+    m.layers.forEach((_, l) => { w[HEADER + l * LAYER + L.kT] = 0; });
+    this.kT = m.layers.map(() => this.engine.allocF32(m.KV * m.D * ldT));
+    this.kT.forEach((v, l) => { w[HEADER + l * LAYER + L.kT] = v.byteOffset; });
+    w[H.ldT] = ldT;
+    this.synced = 0;
   }
 
   private keep<T extends View>(v: T): T { this.owned.push(v); return v; }
@@ -165,9 +185,7 @@ class WasmDecoder implements Int8Decoder {
     w[H.xq] = this.keep(e.allocI8(Math.max(C, HD, F))).byteOffset;
     w[H.x16] = this.keep(e.allocI8(2 * Math.max(C, HD, F))).byteOffset; // xq widened to int16
     w[H.acc] = this.keep(e.allocI32(Math.max(C, HD, F))).byteOffset;   // row sums of the flat block kernel
-    // transposed keys, rows padded to 16 (the score kernel reads 16 keys at a time); none without GQA
-    // groups (r = 1: the scores are a matrix-vector product that reads the cache itself)
-    w[H.ldT] = m.H > m.KV ? Math.ceil(m.maxPos / 16) * 16 : 0;
+    w[H.ldT] = 0; // transposed keys: sized by step() for the cache at hand
     const logits = this.keep(e.allocF32(V));
     w[H.logits] = logits.byteOffset;
     this.mat(H.head, { W: m.head, bias: null }, V, C, 'head', true);
@@ -176,7 +194,7 @@ class WasmDecoder implements Int8Decoder {
 
   private layer(l: number, x: Int8DecodeModel['layers'][number]): void {
     const m = this.m, b = HEADER + l * LAYER, p = `layers.${l}`, HD = m.H * m.D, KD = m.KV * m.D;
-    this.words[b + L.kT] = this.words[H.ldT] ? this.keep(this.engine.allocF32(m.KV * m.D * this.words[H.ldT])).byteOffset : 0;
+    this.words[b + L.kT] = 0;
     this.norm(b + L.anw, b + L.anb, x.attnNorm, `${p}.attn_norm`);
     this.norm(b + L.mnw, b + L.mnb, x.mlpNorm, `${p}.mlp_norm`);
     this.mat(b + L.q, x.q, HD, m.C, `${p}.q`); this.mat(b + L.k, x.k, KD, m.C, `${p}.k`); this.mat(b + L.v, x.v, KD, m.C, `${p}.v`);
