@@ -17,15 +17,15 @@
  * plus peak RSS of each (one fresh process per row), size on disk and bits per parameter of the export
  * against the float32 teacher, and multiply-accumulates per token dense vs as stored.
  *
- *   node dist/bench/decode.js [--student DIR] [--threads 1,2] [--prompt 16] [--new 128] [--rounds 3] [--warmup 1]
+ *   node dist/bench/decode.js [--student DIR] [--threads 1,2] [--prompt 16] [--new 128] [--rounds 3] [--warmup 3]
  *     [--backend wasm|ts] [--variants int8-sparse,int8-composed,float-student,ort,teacher] [--smoke]
  *
  * --student: a model directory or run directory (default: the anchor student runs/anchor-cache-int8-sparse90-kd).
  * Timing per round: prefill = one forward over the prompt (gives new token 1); decode = the following
- * new-1 single-token steps. Medians over --rounds timed rounds after --warmup untimed rounds (default 1).
+ * new-1 single-token steps. Medians over --rounds timed rounds after --warmup untimed rounds (default 3).
  * V8 runs a wasm function in baseline code until it has run enough to be optimized: int8-sparse
  * decodes through other kernels than its prefill, so its prefill kernels run once per round and need
- * ~3 rounds to be optimized (prefill tok/s of the first rounds measures that; --warmup 3 skips it).
+ * ~3 rounds to be optimized: the default 3 warm-up rounds keep that out of the prefill numbers.
  */
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,7 @@ function parse(argv: string[]) {
     student: v.student ?? join(ROOT, 'runs', 'anchor-cache-int8-sparse90-kd'),
     threads: intList(v.threads ?? (smoke ? '1' : '1,2'), 'threads'),
     prompt: posInt(v.prompt, 'prompt', 16), newTokens: posInt(v.new, 'new', smoke ? 8 : 128, 2),
-    rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), warmup: posInt(v.warmup, 'warmup', 1, 0), backend: backendName(v.backend, 'wasm'),
+    rounds: posInt(v.rounds, 'rounds', smoke ? 1 : 3), warmup: posInt(v.warmup, 'warmup', smoke ? 1 : 3, 0), backend: backendName(v.backend, 'wasm'),
     variants: (v.variants ?? 'int8-sparse,int8-composed,int8-sparse-a8,int8-block,int8-block-a8,float-student,ort,teacher').split(','),
     blockVariant: posInt(v['block-variant'], 'block-variant', 16, 0),
     worker: v.worker as Ours | undefined, dir: v.dir,
