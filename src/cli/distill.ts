@@ -70,15 +70,15 @@ export function registerDistill(program: Command): void {
     });
 
   addBackendOptions(program.command('teacher-cache')
-    .description("store the teacher's top-k log-probabilities for every training window once (resumable)")
+    .description("store the teacher's logits (all, or the top-k) for every training window once (resumable)")
     .option('--config <file>', 'a distillation recipe: teacher, data, context and tau default to its values')
     .option('--teacher <dir>', 'teacher model directory')
     .requiredOption('--out <dir>', 'cache directory')
     .option('--text <path>', 'training text (repeatable); default Brown', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation (as in the recipe)', floatFlag('--valid-fraction', 0, 1))
     .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2))
-    .option('--k <n|all>', 'top-k entries per position, or all: every logit (exact, but T·V·2 bytes per window)',
-      (v: string) => (v === 'all' ? 'all' : intFlag('--k', 1)(v)), 64)
+    .option('--k <n|all>', 'all: every logit (the live teacher\'s distribution; T·V·2 bytes per window), or the top-n '
+      + 'per position (smaller, lossy at tau > 1)', (v: string) => (v === 'all' ? 'all' : intFlag('--k', 1)(v)), 'all')
     .option('--tau <list>', 'temperatures to store log-sum-exps for (comma-separated; default the recipe tau or 2)')
     .option('--logits <dtype>', 'f16 or f32 storage of the top-k logits', 'f16')
     .option('--batch <n>', 'windows per teacher forward', intFlag('--batch', 1), 16))

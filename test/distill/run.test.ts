@@ -106,6 +106,28 @@ test('teacher-logit cache: build, distill from it, and reject a cache of another
   assert.match(bad.stderr, /tokenizerSha256/);
 });
 
+test('a cache of every logit (the default --k) trains like the live teacher', () => {
+  const cache = join(tmp, 'tcache-all');
+  const live = recipe('live-all', ['quant: { bits: 8 }']), cached = recipe('cached-all', ['quant: { bits: 8 }', `teacherCache: ${cache}`]);
+  const b = qkd(['teacher-cache', '--config', cached, '--out', cache]);
+  assert.equal(b.status, 0, b.stderr);
+  assert.match(b.stderr, /GiB on disk/);
+  const h = JSON.parse(readFileSync(join(cache, 'cache.json'), 'utf8'));
+  assert.equal(h.k, h.V, 'default --k is all');
+  for (const [cfg, out] of [[live, 'live-all'], [cached, 'cached-all']]) {
+    const r = qkd(['distill', '--config', cfg, '--out', join(tmp, out)]);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  // same student, data and teacher distribution: the KL differs only by the cache's f16 rounding
+  const a = lines(join(tmp, 'live-all')).filter((l) => l.step <= 3 && l.kl !== undefined);
+  const c = lines(join(tmp, 'cached-all')).filter((l) => l.step <= 3 && l.kl !== undefined);
+  assert.equal(a.length, 3);
+  a.forEach((l, i) => {
+    assert.ok(Math.abs(l.kl - c[i].kl) <= 1e-4 * l.kl, `step ${l.step}: kl live ${l.kl} vs cache ${c[i].kl}`);
+    assert.ok(Math.abs(l.loss - c[i].loss) <= 1e-4 * l.loss, `step ${l.step}: loss live ${l.loss} vs cache ${c[i].loss}`);
+  });
+});
+
 test('bad recipes fail before any work with clear messages', () => {
   const cfg = recipe('bad', []);
   const cases: [string[], number, RegExp][] = [
