@@ -39,6 +39,7 @@
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
@@ -103,8 +104,16 @@ const CRC_TABLE = new Uint32Array(256).map((_, n) => {
   return c >>> 0;
 });
 
+/** zlib's CRC-32 where Node has it (20.15+; ~5x faster than the table loop on a 8 MiB batch). */
+const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
 /** CRC-32 (IEEE 802.3, as zlib) of bytes. */
 export function crc32(bytes: Uint8Array): number {
+  return zlibCrc32 ? zlibCrc32(bytes) >>> 0 : crc32Table(bytes);
+}
+
+/** The same CRC by table lookup (the reference; used where zlib lacks crc32). */
+export function crc32Table(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -414,11 +423,10 @@ export class TeacherCacheReader {
     if (!(Number.isInteger(start) && start >= 0 && start + T + 1 <= h.data.tokens)) throw bad(`field "start" ${start} is not in 0..${h.data.tokens - T - 1}`);
     const lse = new Float32Array(buf, L.lse, L.nTau * T);
     for (let j = 0; j < lse.length; j++) if (!Number.isFinite(lse[j])) throw bad(`field "lse" is not finite at tau ${h.taus[Math.floor(j / T)]}, position ${j % T}`);
-    const logits = L.lb === 4 ? new Float32Array(buf, L.logits, T * k) : f16ToF32(new Uint16Array(buf, L.logits, T * k));
-    if (L.lb === 2) {
-      const tmax = new Float32Array(buf, L.tmax, T);
-      for (let p = 0; p < T; p++) for (let j = p * k; j < (p + 1) * k; j++) logits[j] += tmax[p];
-    }
+    // decoded straight into the batch: f16 by table, plus the position's max, checked finite
+    const logits = out.teacher.logits.subarray(b * T * k, (b + 1) * T * k);
+    if (L.lb === 4) logits.set(new Float32Array(buf, L.logits, T * k));
+    else decodeShifted(new Uint16Array(buf, L.logits, T * k), new Float32Array(buf, L.tmax, T), k, logits);
     for (let j = 0; j < logits.length; j++) if (!Number.isFinite(logits[j])) throw bad(`field "logits" is not finite at position ${Math.floor(j / k)}, entry ${j % k}`);
     const ids = k === h.V ? null : L.ib === 2 ? new Uint16Array(buf, L.ids, T * k) : new Int32Array(buf, L.ids, T * k);
     if (ids) this.checkIds(ids, bad);
@@ -426,7 +434,6 @@ export class TeacherCacheReader {
     for (let j = 0; j <= T; j++) if (!(tok[j] >= 0 && tok[j] < h.V)) throw bad(`field "tokens": id ${tok[j]} at ${j} is not < V = ${h.V}`);
     out.starts.push(start);
     out.x.set(tok.subarray(0, T), b * T); out.y.set(tok.subarray(1), b * T);
-    out.teacher.logits.set(logits, b * T * k);
     if (out.teacher.kind === 'full') return;
     out.teacher.lse.set(lse.subarray(a * T, (a + 1) * T), b * T);
     out.teacher.ids.set(ids as Uint16Array | Int32Array, b * T * k);
@@ -447,4 +454,15 @@ export class TeacherCacheReader {
   }
 
   close(): void { closeSync(this.fd); }
+}
+
+let f16Table: Float32Array | null = null;
+
+/** out[p·k + j] = f16(half[p·k + j]) + tmax[p]: the writer's shiftedByMax undone. */
+function decodeShifted(half: Uint16Array, tmax: Float32Array, k: number, out: Float32Array): void {
+  const t = (f16Table ??= f16ToF32(Uint16Array.from({ length: 65536 }, (_, i) => i)));
+  for (let p = 0; p < tmax.length; p++) {
+    const m = tmax[p];
+    for (let j = p * k, end = j + k; j < end; j++) out[j] = t[half[j]] + m;
+  }
 }

@@ -8,7 +8,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  checkCacheMatches, crc32, recordLayout, sha256File, topkFromLogits, topkTeacher, TeacherCacheReader, TeacherCacheWriter,
+  checkCacheMatches, crc32, crc32Table, recordLayout, sha256File, topkFromLogits, topkTeacher, TeacherCacheReader, TeacherCacheWriter,
   DATA_FILE, HEADER_FILE, type TeacherCacheSpec, type TopkEntries,
 } from '../../src/distill/cache.js';
 import { distillLoss } from '../../src/distill/loss.js';
@@ -71,6 +71,15 @@ test('topkFromLogits: the k largest per row (ties: lower id first), sorted, with
   const nan = x.slice(); nan[45] = NaN;
   throwsQkd(() => topkFromLogits(nan, N, Vr, 3, [1]), 'E_INPUT', 'row 1');
   throwsQkd(() => topkFromLogits(x, N, Vr, 0, [1]), 'E_CONFIG', 'k = 0');
+});
+
+test('crc32 (zlib where Node has it) equals the table reference and the standard check value', () => {
+  const check = new TextEncoder().encode('123456789');
+  assert.equal(crc32(check), 0xcbf43926);
+  assert.equal(crc32Table(check), 0xcbf43926);
+  const x = Uint8Array.from(randoms(100_003, 5, 0, 256), Math.floor);
+  assert.equal(crc32(x), crc32Table(x));
+  assert.equal(crc32(new Uint8Array(0)), 0);
 });
 
 for (const logitDtype of ['f32', 'f16'] as const) {
