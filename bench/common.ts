@@ -12,6 +12,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createBackend } from '../src/kernels/registry.js';
 import type { Backend, BackendName } from '../src/kernels/backend.js';
+import type { NativeBackend } from '../src/kernels/native/backend.js';
 import { QkdError } from '../src/tensor/errors.js';
 
 export const ROOT = process.cwd();
@@ -217,4 +218,22 @@ export function runPeer(script: string, args: string[], timeoutMs = 600_000): Ch
 export function num(o: Record<string, unknown> | undefined, key: string): number | undefined {
   const v = o?.[key];
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** "wasm,native" -> ['wasm', 'native'] (each checked by backendName; 'native' accepted here as well). */
+export function backendList(s: string | undefined, dflt: BackendName): BackendName[] {
+  const names = (s ?? dflt).split(',').map((x) => x.trim());
+  return [...new Set(names.map((n) => (n === 'native' ? 'native' : backendName(n, dflt))))];
+}
+
+/**
+ * A backend for a bench; for native also the OpenBLAS kernel in use. OPENBLAS_CORETYPE /
+ * OPENBLAS_L2_SIZE, when set for other tools, make OpenBLAS pick a slower kernel; the PyTorch peer runs
+ * without them, so our OpenBLAS does too (read when the addon loads).
+ */
+export async function openBenchBackend(name: BackendName, threads: number): Promise<{ be: Backend; blas?: string }> {
+  if (name !== 'native') return { be: await makeBackend(name, threads) };
+  delete process.env.OPENBLAS_CORETYPE; delete process.env.OPENBLAS_L2_SIZE;
+  const be = await makeBackend(name, threads) as NativeBackend;
+  return { be, blas: `${be.blas.corename}, OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '4 (qkd default)'}` };
 }

@@ -20,11 +20,10 @@ import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../src/data/tokenizer-node.js';
 import { evaluate, type EvalResult } from '../src/eval/perplexity.js';
 import type { Backend, BackendName } from '../src/kernels/backend.js';
-import type { NativeBackend } from '../src/kernels/native/backend.js';
 import { loadModel } from '../src/model/load.js';
 import { QkdError } from '../src/tensor/errors.js';
 import {
-  backendName, fixture, intList, jsonLine, log, machineFacts, makeBackend, num, OtherLoad, peakRssMb, posInt,
+  backendList, fixture, intList, jsonLine, log, machineFacts, openBenchBackend, num, OtherLoad, peakRssMb, posInt,
   printTable, round, runPeer, type Cell, type ChildResult,
 } from './common.js';
 
@@ -73,26 +72,9 @@ function tokenIds(o: Opts): { ids: Int32Array; seconds: number; allWindows: numb
   return { ids: Int32Array.from(all.slice(0, w * o.context)), seconds: (performance.now() - t0) / 1000, allWindows };
 }
 
-/** "wasm,native" -> ['wasm', 'native'] (each checked by backendName; 'native' accepted here as well). */
-function backendList(s: string | undefined, dflt: BackendName): BackendName[] {
-  const names = (s ?? dflt).split(',').map((x) => x.trim());
-  return [...new Set(names.map((n) => (n === 'native' ? 'native' : backendName(n, dflt))))];
-}
-
-/**
- * native: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set for other tools, make OpenBLAS pick a slower
- * kernel; the peer runs without them, so our OpenBLAS does too (read once, when the addon first loads).
- */
-async function openBackend(name: BackendName, threads: number): Promise<{ be: Backend; blas?: string }> {
-  if (name !== 'native') return { be: await makeBackend(name, threads) };
-  delete process.env.OPENBLAS_CORETYPE; delete process.env.OPENBLAS_L2_SIZE;
-  const be = await makeBackend(name, threads) as NativeBackend;
-  return { be, blas: be.blas.corename };
-}
-
 async function runOurs(o: Opts, ids: Int32Array, backend: BackendName, threads: number): Promise<OursRun> {
   log(`ours: ${backend}, ${threads} thread(s), ${ids.length / o.context} windows of ${o.context}`);
-  const { be, blas } = await openBackend(backend, threads);
+  const { be, blas } = await openBenchBackend(backend, threads);
   const { model } = loadModel(o.model, be);
   // warm-up: JIT, worker threads, activation buffers of the batch shape
   evaluate(model, ids.subarray(0, Math.min(ids.length, o.batch * o.context)), { context: o.context, batch: o.batch });

@@ -18,12 +18,11 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Backend, BackendName } from '../src/kernels/backend.js';
-import type { NativeBackend } from '../src/kernels/native/backend.js';
 import { loadModel } from '../src/model/load.js';
 import { Rng } from '../src/tensor/random.js';
 import { AdamW, clipFactor } from '../src/train/optim.js';
 import {
-  backendName, fixture, intList, jsonLine, log, machineFacts, makeBackend, median, num, OtherLoad, peakRssMb,
+  backendList, fixture, intList, jsonLine, log, machineFacts, openBenchBackend, median, num, OtherLoad, peakRssMb,
   posInt, printTable, round, rssMb, runNodeChild, runPeer, slope, type Cell,
 } from './common.js';
 
@@ -67,27 +66,10 @@ function parse(argv: string[]): Opts & { worker: boolean } {
   };
 }
 
-/** "wasm,native" -> ['wasm', 'native'] (each checked by backendName; 'native' accepted here as well). */
-function backendList(s: string | undefined, dflt: BackendName): BackendName[] {
-  const names = (s ?? dflt).split(',').map((x) => x.trim());
-  return [...new Set(names.map((n) => (n === 'native' ? 'native' : backendName(n, dflt))))];
-}
-
-/**
- * native: OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set for other tools, make OpenBLAS pick a slower
- * kernel; the PyTorch peer runs without them, so our OpenBLAS does too (read when the addon loads).
- */
-async function openBackend(name: BackendName, threads: number): Promise<{ be: Backend; blas?: string }> {
-  if (name !== 'native') return { be: await makeBackend(name, threads) };
-  delete process.env.OPENBLAS_CORETYPE; delete process.env.OPENBLAS_L2_SIZE;
-  const be = await makeBackend(name, threads) as NativeBackend;
-  return { be, blas: `${be.blas.corename}, OPENBLAS_THREAD_TIMEOUT=${process.env.OPENBLAS_THREAD_TIMEOUT ?? '4 (qkd default)'}` };
-}
-
 // ---------------------------------------------------------------- worker: one configuration
 async function worker(o: Opts): Promise<WorkerOut> {
   const t = o.threads[0], backend = o.backends[0], tLoad = performance.now();
-  const { be, blas } = await openBackend(backend, t);
+  const { be, blas } = await openBenchBackend(backend, t);
   const { model } = loadModel(o.model, be);
   const loadSeconds = (performance.now() - tLoad) / 1000;
   const P = model.params, B = o.batch, T = o.ctx, N = B * T, V = model.config.vocabSize;
