@@ -42,7 +42,8 @@ import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { f16ToF32, f32ToF16 } from '../io/safetensors.js';
+import { crc32 as crc32Table } from '../io/export-st.js';
+import { f16ToF32Table, f32ToF16 } from '../io/safetensors.js';
 import { QkdError } from '../tensor/errors.js';
 import type { TeacherDist, TopkEntries, TopkTeacher } from './loss.js';
 
@@ -98,12 +99,6 @@ export function recordLayout(h: Pick<TeacherCacheSpec, 'V' | 'k' | 'T' | 'taus' 
   return { lse, tmax, logits, ids, tokens, crc, bytes: align(crc + 4, 8), nTau, lb, ib };
 }
 
-const CRC_TABLE = new Uint32Array(256).map((_, n) => {
-  let c = n;
-  for (let j = 0; j < 8; j++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
 /** zlib's CRC-32 where Node has it (20.15+; ~5x faster than the table loop on a 8 MiB batch). */
 const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 
@@ -112,12 +107,8 @@ export function crc32(bytes: Uint8Array): number {
   return zlibCrc32 ? zlibCrc32(bytes) >>> 0 : crc32Table(bytes);
 }
 
-/** The same CRC by table lookup (the reference; used where zlib lacks crc32). */
-export function crc32Table(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+/** The table-lookup CRC-32 of the export codec: the reference, and the fallback where zlib lacks crc32. */
+export { crc32Table };
 
 /** sha256 (hex) of a file, read in 1 MiB chunks. */
 export function sha256File(path: string): string {
@@ -428,15 +419,15 @@ export class TeacherCacheReader {
     if (L.lb === 4) logits.set(new Float32Array(buf, L.logits, T * k));
     else decodeShifted(new Uint16Array(buf, L.logits, T * k), new Float32Array(buf, L.tmax, T), k, logits);
     for (let j = 0; j < logits.length; j++) if (!Number.isFinite(logits[j])) throw bad(`field "logits" is not finite at position ${Math.floor(j / k)}, entry ${j % k}`);
-    const ids = k === h.V ? null : L.ib === 2 ? new Uint16Array(buf, L.ids, T * k) : new Int32Array(buf, L.ids, T * k);
-    if (ids) this.checkIds(ids, bad);
     const tok = L.ib === 2 ? new Uint16Array(buf, L.tokens, T + 1) : new Int32Array(buf, L.tokens, T + 1);
     for (let j = 0; j <= T; j++) if (!(tok[j] >= 0 && tok[j] < h.V)) throw bad(`field "tokens": id ${tok[j]} at ${j} is not < V = ${h.V}`);
     out.starts.push(start);
     out.x.set(tok.subarray(0, T), b * T); out.y.set(tok.subarray(1), b * T);
-    if (out.teacher.kind === 'full') return;
+    if (out.teacher.kind === 'full') return; // a full cache stores no ids: its rows are in vocabulary order
+    const ids = L.ib === 2 ? new Uint16Array(buf, L.ids, T * k) : new Int32Array(buf, L.ids, T * k);
+    this.checkIds(ids, bad);
     out.teacher.lse.set(lse.subarray(a * T, (a + 1) * T), b * T);
-    out.teacher.ids.set(ids as Uint16Array | Int32Array, b * T * k);
+    out.teacher.ids.set(ids, b * T * k);
   }
 
   /** Every id < V and distinct within its position. */
@@ -456,11 +447,9 @@ export class TeacherCacheReader {
   close(): void { closeSync(this.fd); }
 }
 
-let f16Table: Float32Array | null = null;
-
 /** out[p·k + j] = f16(half[p·k + j]) + tmax[p]: the writer's shiftedByMax undone. */
 function decodeShifted(half: Uint16Array, tmax: Float32Array, k: number, out: Float32Array): void {
-  const t = (f16Table ??= f16ToF32(Uint16Array.from({ length: 65536 }, (_, i) => i)));
+  const bits = f16ToF32Table(), t = new Float32Array(bits.buffer, bits.byteOffset, bits.length);
   for (let p = 0; p < tmax.length; p++) {
     const m = tmax[p];
     for (let j = p * k, end = j + k; j < end; j++) out[j] = t[half[j]] + m;

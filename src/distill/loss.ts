@@ -351,7 +351,8 @@ export function topkFromLogits(logits: Float32Array, N: number, V: number, k: nu
   for (let i = 0; i < N; i++) {
     const o = i * V;
     if (!full) selectRow(logits, o, V, k, ids, top, i * k);
-    const mt = full ? rowMax(logits, o, V) : top[i * k], least = full ? rowMin(logits, o, V) : top[i * k + k - 1];
+    // full rows: the max, or NaN when any logit is not finite; top-k rows: sorted, so the ends bound them
+    const mt = full ? finiteRowMax(logits, o, V) : top[i * k], least = full ? mt : top[i * k + k - 1];
     if (!Number.isFinite(least) || !Number.isFinite(mt)) throw new QkdError('E_INPUT', `topkFromLogits: row ${i} has non-finite logits among its top ${k}`);
     taus.forEach((tau, a) => {
       let z = 0;
@@ -364,14 +365,13 @@ export function topkFromLogits(logits: Float32Array, N: number, V: number, k: nu
   return { N, V, k, taus: [...taus], ids, logits: top, lse };
 }
 
-function rowMax(t: Float32Array, o: number, V: number): number {
+/** The largest of t[o..o+V), or NaN when one of them is not finite. */
+function finiteRowMax(t: Float32Array, o: number, V: number): number {
   let m = -Infinity;
-  for (let v = o; v < o + V; v++) m = t[v] > m || Number.isNaN(t[v]) ? t[v] : m;
-  return m;
-}
-
-function rowMin(t: Float32Array, o: number, V: number): number {
-  let m = Infinity;
-  for (let v = o; v < o + V; v++) m = t[v] < m || Number.isNaN(t[v]) ? t[v] : m;
+  for (let v = o; v < o + V; v++) {
+    const x = t[v];
+    if (!Number.isFinite(x)) return NaN;
+    if (x > m) m = x;
+  }
   return m;
 }

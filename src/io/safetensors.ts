@@ -43,7 +43,7 @@ let f16Table: Uint32Array | undefined;
  * not floats: copying a signalling NaN through a JS number may quiet it (x86 float->double), which
  * would change NaN payloads depending on the JIT tier.
  */
-function f16ToF32Table(): Uint32Array {
+export function f16ToF32Table(): Uint32Array {
   if (f16Table) return f16Table;
   const bits = new Uint32Array(65536);
   for (let h = 0; h < 65536; h++) {
