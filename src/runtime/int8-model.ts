@@ -158,12 +158,13 @@ export class Int8Transformer implements CausalLM {
     if (cache && (cache.B !== B || Tk > cache.maxT)) {
       throw new QkdError('E_SHAPE', `forward: cache holds B=${cache.B}, ${cache.maxT} positions; asked B=${B}, ${Tk}`);
     }
+    for (let i = 0; i < N; i++) {
+      if (!(ids[i] >= 0 && ids[i] < c.vocabSize)) throw new QkdError('E_INPUT', `token id ${ids[i]} is outside the vocabulary of ${c.vocabSize}`);
+    }
     if (T === 1 && B === 1 && cache) {
       const topK = opt.topK ?? c.attnTopK, dec = topK > 0 && topK < Tk ? null : this.decoder();
       if (dec) {
-        const id = ids[0];
-        if (!(id >= 0 && id < c.vocabSize)) throw new QkdError('E_INPUT', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
-        const logits = dec.step(id, P, cache.k, cache.v, cache.maxT);
+        const logits = dec.step(ids[0], P, cache.k, cache.v, cache.maxT);
         cache.length = Tk;
         return logits;
       }
@@ -171,9 +172,7 @@ export class Int8Transformer implements CausalLM {
     if (cache) this.dec?.invalidate(P); // this step writes positions P.. of the cache itself
     const s = this.scratch(B, T, cache ? cache.maxT : Tk);
     for (let i = 0; i < N; i++) {
-      const id = ids[i];
-      if (!(id >= 0 && id < c.vocabSize)) throw new QkdError('E_INPUT', `token id ${id} is outside the vocabulary of ${c.vocabSize}`);
-      s.ids[i] = id;
+      s.ids[i] = ids[i];
       s.pos[i] = P + (i % T);
     }
     this.embed(s, N);
