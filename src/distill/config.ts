@@ -54,6 +54,12 @@ export const DistillConfigSchema = z.object({
   quant: QuantSchema.nullable().default(null),
   sparsity: SparsitySchema.nullable().default(null),
   attnTopK: z.number().int().min(0).default(0),
+  /** Student initialisation: random, or copied from the teacher (same widths; `layers[i]` = the
+   *  teacher layer that student layer i starts from, default 0..nLayer-1). */
+  init: z.object({
+    from: z.enum(['random', 'teacher']).default('random'),
+    layers: z.array(z.number().int().min(0)).nullable().default(null),
+  }).strict().default({ from: 'random', layers: null }),
   // distillation defaults of the anchor recipe (fixtures/anchor-table.json)
   steps: z.number().int().positive().default(2000),
   lr: z.number().positive().default(2e-3),
@@ -83,5 +89,6 @@ export function makeDistillConfig(file: Record<string, unknown>, flags: Record<s
   if (c.sparsity?.granularity === 'nm' && c.sparsity.n >= c.sparsity.m) bad('sparsity.n', `${c.sparsity.n} must be below m ${c.sparsity.m}`);
   const m = resolveModel({ model: c.student as never }, 256, `${where}: student`);
   if (c.context > m.maxPos) bad('context', `${c.context} is longer than the student's ${m.maxPos} positions`);
+  if (c.init.layers && c.init.layers.length !== m.nLayer) bad('init.layers', `${c.init.layers.length} teacher layers named for ${m.nLayer} student layers`);
   return Object.freeze(c);
 }

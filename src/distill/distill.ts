@@ -12,7 +12,7 @@ import { loadTokenizer } from '../data/tokenizer-node.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
 import { evaluate, type EvalResult } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { saveHfModel } from '../io/hf.js';
+import { loadHfModel, saveHfModel } from '../io/hf.js';
 import { encodeSafetensors } from '../io/safetensors.js';
 import { initParams } from '../model/init.js';
 import { Transformer } from '../model/transformer.js';
@@ -61,6 +61,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const mc = resolveModel({ model: cfg.student as never }, teacherSrc.vocabSize, 'distill config: student');
   const student = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
   initParams(student.params, cfg.seed + 1);
+  if (cfg.init.from === 'teacher') initFromTeacher(student, cfg);
   const comp = new CompressedWeights(student, cfg);
   const opt = new AdamW(student.params, { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const prune: PruneSchedule | null = cfg.sparsity
@@ -144,4 +145,17 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
 function encodeScales(scales: Map<string, Float32Array>): Uint8Array {
   const t = new Map([...scales].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [v.length], data: v }]));
   return encodeSafetensors(t, { format: 'qkd-quant-scales' }, 'quant_scales.safetensors');
+}
+
+/** Copies the teacher's weights into a student of the same widths (student layer i <- teacher layer init.layers[i]). */
+function initFromTeacher(student: Transformer, cfg: DistillConfig): void {
+  const hf = loadHfModel(cfg.teacher);
+  const layers = cfg.init.layers ?? [...Array(student.config.nLayer).keys()];
+  const renamed = new Map<string, Float32Array>();
+  for (const [name, t] of hf.tensors) {
+    const m = /^layers\.(\d+)\.(.*)$/.exec(name);
+    if (!m) { renamed.set(name, t); continue; }
+    layers.forEach((src, i) => { if (src === Number(m[1])) renamed.set(`layers.${i}.${m[2]}`, t); });
+  }
+  student.params.load(renamed, `${cfg.teacher} (init.from teacher)`);
 }
