@@ -9,7 +9,8 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
-import type { Transformer, WeightSource } from '../model/transformer.js';
+import type { Transformer } from '../model/transformer.js';
+import { FloatProducts, type WeightSource } from '../model/products.js';
 import { fakeQuantRows, rowScalesMaxAbs } from '../quant/quantize.js';
 import { lsqBackward, lsqInitRowScales } from '../quant/lsq.js';
 import { applyMask, globalMagnitudeMasks, measuredSparsity, type Granularity } from '../sparse/mask.js';
@@ -72,7 +73,7 @@ export class CompressedWeights implements WeightSource {
       this.scaleStore = null;
       this.scaleOpt = null;
     }
-    model.weights = this;
+    model.products = new FloatProducts(be, this, q?.actBits ?? 0);
   }
 
   weight(name: string): Float32Array {

@@ -10,7 +10,7 @@
  * so grouped-query attention needs no repeated keys/values.
  */
 import { rowScalesMaxAbs, quantizeRows } from '../quant/quantize.js';
-import { ropeTables } from '../kernels/ts/attention.js';
+import { ropeTables } from '../tensor/rope.js';
 import type { ModelConfig } from '../model/config.js';
 import { QkdError } from '../tensor/errors.js';
 import { float, GraphBuilder, int, ints } from './onnx-graph.js';

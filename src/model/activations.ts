@@ -13,7 +13,7 @@ export interface LayerActs {
   q: Float32Array;      // (B,H,T,D) after RoPE
   k: Float32Array;      // (B,KV,T,D) after RoPE (training; decoding writes into the cache)
   v: Float32Array;      // (B,KV,T,D)
-  att: Float32Array;    // (B,H,T,Tk) attention probabilities
+  att: Float32Array;    // (B,H,T,Tk) attention probabilities (room for (B,H,T,cap))
   heads: Float32Array;  // (B,H,T,D) attention output per head
   y: Float32Array;      // (N,H·D) heads merged
   x2: Float32Array;     // (N,C) residual after attention
@@ -26,7 +26,11 @@ export interface LayerActs {
 }
 
 export interface Acts {
-  B: number; T: number; Tk: number;
+  B: number; T: number;
+  /** Keys of the current pass (past + T), at most cap. */
+  Tk: number;
+  /** Keys the att buffers have room for. */
+  cap: number;
   ids: Int32Array;      // (N)
   pos: Int32Array;      // (N)
   layers: LayerActs[];
@@ -39,7 +43,7 @@ export interface Acts {
   all: (Float32Array | Int32Array)[];
 }
 
-export function allocActs(be: Backend, c: ModelConfig, B: number, T: number, Tk: number): Acts {
+export function allocActs(be: Backend, c: ModelConfig, B: number, T: number, cap: number): Acts {
   const all: (Float32Array | Int32Array)[] = [];
   const f = (n: number) => { const a = be.alloc(n); all.push(a); return a; };
   const N = B * T, C = c.dim, D = c.headDim, F = c.ffnDim;
@@ -48,7 +52,7 @@ export function allocActs(be: Backend, c: ModelConfig, B: number, T: number, Tk:
     layers.push({
       x: f(N * C), n1: f(N * C), n1Mean: f(N), n1Rstd: f(N),
       q: f(N * c.nHead * D), k: f(N * c.nKVHead * D), v: f(N * c.nKVHead * D),
-      att: f(B * c.nHead * T * Tk), heads: f(N * c.nHead * D), y: f(N * c.nHead * D),
+      att: f(B * c.nHead * T * cap), heads: f(N * c.nHead * D), y: f(N * c.nHead * D),
       x2: f(N * C), n2: f(N * C), n2Mean: f(N), n2Rstd: f(N),
       gate: c.gated ? f(N * F) : null, up: f(N * F), h: f(N * F),
     });
@@ -56,7 +60,7 @@ export function allocActs(be: Backend, c: ModelConfig, B: number, T: number, Tk:
   const ids = be.allocI32(N), pos = be.allocI32(N);
   all.push(ids, pos);
   return {
-    B, T, Tk, ids, pos, layers, xf: f(N * C), nf: f(N * C), nfMean: f(N), nfRstd: f(N), logits: f(N * c.vocabSize),
+    B, T, Tk: cap, cap, ids, pos, layers, xf: f(N * C), nf: f(N * C), nfMean: f(N), nfRstd: f(N), logits: f(N * c.vocabSize),
     proj: f(N * Math.max(c.nHead, c.nKVHead) * D), all,
   };
 }

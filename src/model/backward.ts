@@ -3,11 +3,25 @@
  * parameter gradients into params.grad; scratch buffers are allocated per (B,T) and reused.
  */
 import type { Backend } from '../kernels/backend.js';
-import { attentionBackward } from '../nn/attention.js';
-import { linearBackward } from '../nn/linear.js';
+import { attentionBackward, type AttnShape } from '../nn/attention.js';
+import { normBackward } from '../nn/norm.js';
 import { QkdError } from '../tensor/errors.js';
 import type { Acts } from './activations.js';
-import type { Transformer } from './transformer.js';
+import type { ModelConfig } from './config.js';
+import type { ParamStore } from './params.js';
+import type { LinearProducts } from './products.js';
+
+/** What the backward pass reads of the model (the Transformer; declared here so the import points one way). */
+export interface ForwardState {
+  readonly backend: Backend;
+  readonly config: ModelConfig;
+  readonly params: ParamStore;
+  readonly products: LinearProducts;
+  readonly acts: Acts | null;
+  readonly rope: { cos: Float32Array; sin: Float32Array } | null;
+  headName(): string;
+  attnShape(T: number, Tk: number, Tmax: number, B: number, topK?: number): AttnShape;
+}
 
 interface Scratch {
   N: number;
@@ -31,7 +45,7 @@ interface Scratch {
 
 export class TransformerGrad {
   private s: Scratch | null = null;
-  constructor(private readonly m: Transformer) {}
+  constructor(private readonly m: ForwardState) {}
 
   private scratch(a: Acts): Scratch {
     const N = a.B * a.T;
@@ -80,7 +94,7 @@ export class TransformerGrad {
     const N = a.B * a.T, C = c.dim;
     const head = m.headName();
     // logits = nf · headᵀ
-    linearBackward(be, s.dn, P.g(head), null, dLogits, a.nf, m.weights.weight(head), N, C, c.vocabSize);
+    m.products.linearBackward(s.dn, P.g(head), null, dLogits, a.nf, head, N, C, c.vocabSize);
     s.dx.fill(0);
     this.normBackward('final_norm', s.dx, s.dn, a.xf, a.nfMean, a.nfRstd, N);
     for (let l = c.nLayer - 1; l >= 0; l--) this.layerBackward(l, a, s);
@@ -92,11 +106,9 @@ export class TransformerGrad {
   /** dInp += norm backward of dOut. */
   private normBackward(name: string, dInp: Float32Array, dOut: Float32Array, inp: Float32Array, mean: Float32Array,
     rstd: Float32Array, N: number): void {
-    const c = this.m.config, P = this.m.params, be = this.m.backend;
-    if (c.norm === 'layernorm') {
-      be.layerNormBackward(dInp, P.g(`${name}.weight`), P.g(`${name}.bias`), dOut, inp, P.get(`${name}.weight`),
-        mean, rstd, N, c.dim);
-    } else be.rmsNormBackward(dInp, P.g(`${name}.weight`), dOut, inp, P.get(`${name}.weight`), rstd, N, c.dim);
+    const c = this.m.config, P = this.m.params;
+    normBackward(this.m.backend, c, dInp, P.g(`${name}.weight`), c.norm === 'layernorm' ? P.g(`${name}.bias`) : null,
+      dOut, inp, P.get(`${name}.weight`), mean, rstd, N);
   }
 
   private dBias(name: string): Float32Array | null {
@@ -105,21 +117,21 @@ export class TransformerGrad {
 
   /** s.dx holds d(layer output); on return it holds d(layer input). */
   private layerBackward(l: number, a: Acts, s: Scratch): void {
-    const m = this.m, c = m.config, be: Backend = m.backend, W = m.weights, P = m.params, L = a.layers[l];
+    const m = this.m, c = m.config, be: Backend = m.backend, X = m.products, P = m.params, L = a.layers[l];
     const p = `layers.${l}`, { B, T } = a, N = B * T, C = c.dim, D = c.headDim, H = c.nHead, KV = c.nKVHead, F = c.ffnDim;
     // FFN: out = x2 + down(h)
-    linearBackward(be, s.dF, P.g(`${p}.down.weight`), this.dBias(`${p}.down`), s.dx, L.h, W.weight(`${p}.down.weight`), N, F, C);
+    X.linearBackward(s.dF, P.g(`${p}.down.weight`), this.dBias(`${p}.down`), s.dx, L.h, `${p}.down.weight`, N, F, C);
     if (L.gate) {
       be.gluBackward(c.act, s.dGate, s.dUp, s.dF, L.gate, L.up, N * F);
-      linearBackward(be, s.dn, P.g(`${p}.gate.weight`), this.dBias(`${p}.gate`), s.dGate, L.n2, W.weight(`${p}.gate.weight`), N, C, F);
-      linearBackward(be, s.dn, P.g(`${p}.up.weight`), this.dBias(`${p}.up`), s.dUp, L.n2, W.weight(`${p}.up.weight`), N, C, F, true);
+      X.linearBackward(s.dn, P.g(`${p}.gate.weight`), this.dBias(`${p}.gate`), s.dGate, L.n2, `${p}.gate.weight`, N, C, F);
+      X.linearBackward(s.dn, P.g(`${p}.up.weight`), this.dBias(`${p}.up`), s.dUp, L.n2, `${p}.up.weight`, N, C, F, true);
     } else {
       be.activationBackward(c.act, s.dUp, s.dF, L.up, N * F);
-      linearBackward(be, s.dn, P.g(`${p}.up.weight`), this.dBias(`${p}.up`), s.dUp, L.n2, W.weight(`${p}.up.weight`), N, C, F);
+      X.linearBackward(s.dn, P.g(`${p}.up.weight`), this.dBias(`${p}.up`), s.dUp, L.n2, `${p}.up.weight`, N, C, F);
     }
     this.normBackward(`${p}.mlp_norm`, s.dx, s.dn, L.x2, L.n2Mean, L.n2Rstd, N);
     // attention: x2 = x + o(y)
-    linearBackward(be, s.dy, P.g(`${p}.o.weight`), this.dBias(`${p}.o`), s.dx, L.y, W.weight(`${p}.o.weight`), N, H * D, C);
+    X.linearBackward(s.dy, P.g(`${p}.o.weight`), this.dBias(`${p}.o`), s.dx, L.y, `${p}.o.weight`, N, H * D, C);
     be.permute0213(s.dHeads, s.dy, B, T, H, D);
     attentionBackward(be, s.dq, s.dk, s.dv, s.dAtt, s.dHeads, L.att, L.q, L.k, L.v, m.attnShape(T, T, T, B));
     if (m.rope) {
@@ -127,11 +139,11 @@ export class TransformerGrad {
       be.rope(s.dk, B, KV, T, D, 0, m.rope.cos, m.rope.sin, true);
     }
     be.permute0213(s.dProj, s.dq, B, H, T, D);
-    linearBackward(be, s.dn, P.g(`${p}.q.weight`), this.dBias(`${p}.q`), s.dProj, L.n1, W.weight(`${p}.q.weight`), N, C, H * D);
+    X.linearBackward(s.dn, P.g(`${p}.q.weight`), this.dBias(`${p}.q`), s.dProj, L.n1, `${p}.q.weight`, N, C, H * D);
     be.permute0213(s.dProj, s.dk, B, KV, T, D);
-    linearBackward(be, s.dn, P.g(`${p}.k.weight`), this.dBias(`${p}.k`), s.dProj, L.n1, W.weight(`${p}.k.weight`), N, C, KV * D, true);
+    X.linearBackward(s.dn, P.g(`${p}.k.weight`), this.dBias(`${p}.k`), s.dProj, L.n1, `${p}.k.weight`, N, C, KV * D, true);
     be.permute0213(s.dProj, s.dv, B, KV, T, D);
-    linearBackward(be, s.dn, P.g(`${p}.v.weight`), this.dBias(`${p}.v`), s.dProj, L.n1, W.weight(`${p}.v.weight`), N, C, KV * D, true);
+    X.linearBackward(s.dn, P.g(`${p}.v.weight`), this.dBias(`${p}.v`), s.dProj, L.n1, `${p}.v.weight`, N, C, KV * D, true);
     this.normBackward(`${p}.attn_norm`, s.dx, s.dn, L.x, L.n1Mean, L.n1Rstd, N);
   }
 

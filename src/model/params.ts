@@ -21,9 +21,10 @@ export class ParamStore {
   readonly size: number;
   private gradBuf: Float32Array | null = null;
 
-  constructor(readonly backend: Backend, readonly config: ModelConfig) {
+  /** `only`: which parameters to hold (default all); the others do not exist in this store. */
+  constructor(readonly backend: Backend, readonly config: ModelConfig, only?: (name: string) => boolean) {
     let off = 0;
-    this.entries = paramLayout(config).map((p) => {
+    this.entries = paramLayout(config).filter((p) => !only || only(p.name)).map((p) => {
       const e = { ...p, offset: off };
       off += p.size;
       return e;

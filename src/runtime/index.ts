@@ -3,7 +3,8 @@
  * `qkd export` directory and builds the int8 runtime on the wasm backend (docs/browser.md); or bring
  * weights and tokenizer.json as bytes yourself, pick a backend, and generate.
  */
-export { Transformer, type WeightSource, type ForwardOptions } from '../model/transformer.js';
+export { Transformer, type ForwardOptions } from '../model/transformer.js';
+export type { LinearProducts, WeightSource } from '../model/products.js';
 export { makeModelConfig, type ModelConfig } from '../model/config.js';
 export {
   generate, generateIds, pickToken, rng, stream, type CausalLM, type GenerateOptions, type StreamOptions, type StreamToken,
