@@ -10,7 +10,7 @@
  */
 import type { Backend } from '../src/kernels/backend.js';
 import { TsBackend } from '../src/kernels/ts/backend.js';
-import { ropeTables } from '../src/kernels/ts/attention.js';
+import { ropeTables } from '../src/tensor/rope.js';
 import { createWasmBackend } from '../src/kernels/wasm/backend.js';
 
 const B = 8, T = 256, N = B * T, C = 384, H = 6, D = 64, F = 1536, FG = 688, V = 2048, P = 4 << 20;

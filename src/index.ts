@@ -20,7 +20,7 @@ export { makeTrainConfig, readConfigFile } from './train/config.js';
 export { QkdError } from './tensor/errors.js';
 export { distill } from './distill/distill.js';
 export { makeDistillConfig } from './distill/config.js';
-export { distillLoss } from './distill/loss.js';
+export { distillationLoss } from './distill/loss.js';
 export { exportStudent, loadExport } from './io/export.js';
 export { exportOnnx } from './io/onnx.js';
 export { Int8Transformer } from './runtime/int8-model.js';

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { PRESETS, presetNames } from '../model/presets.js';
 import { QkdError } from '../tensor/errors.js';
-import { TrainConfigSchema, resolveModel } from '../train/config.js';
+import { mergeConfig, ModelSpecSchema, TrainConfigSchema, resolveModel, zodMessage } from '../train/config.js';
 
 export const QuantSchema = z.object({
   /** Weight bits of the linear layers (Q, K, V, O, FFN). */
@@ -44,7 +44,8 @@ export const DistillConfigSchema = z.object({
   teacher: z.string().min(1),
   /** A teacher-logit cache made by `qkd teacher-cache` (instead of running the teacher live). */
   teacherCache: z.string().nullable().default(null),
-  student: z.object({ preset: z.string().default('anchor-student') }).catchall(z.unknown()).default({ preset: 'anchor-student' }),
+  /** The student's architecture: a preset plus overrides, as a training config's `model`. */
+  student: ModelSpecSchema.extend({ preset: z.string().default('anchor-student') }).default({ preset: 'anchor-student' }),
   /** Training length in epochs over the data's windows (overrides steps when set). */
   epochs: z.number().positive().nullable().default(null),
   alpha: z.number().min(0).max(1).default(0.5),
@@ -71,23 +72,15 @@ export const DistillConfigSchema = z.object({
 export type DistillConfig = Readonly<z.output<typeof DistillConfigSchema> & { microBatch: number }>;
 
 export function makeDistillConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): DistillConfig {
-  const merged: Record<string, unknown> = { ...file, ...flags };
-  for (const k of ['student', 'quant', 'sparsity']) {
-    const f = file[k], g = flags[k];
-    if (g === null) merged[k] = null;
-    else if (f || g) merged[k] = { ...((f as object) ?? {}), ...((g as object) ?? {}) };
-  }
-  const r = DistillConfigSchema.safeParse(merged);
-  if (!r.success) {
-    throw new QkdError('E_CONFIG', `${where}: ` + r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '));
-  }
+  const r = DistillConfigSchema.safeParse(mergeConfig(file, flags, ['student', 'quant', 'sparsity', 'init']));
+  if (!r.success) throw new QkdError('E_CONFIG', zodMessage(where, r.error));
   const c = { ...r.data, microBatch: r.data.microBatch ?? r.data.batch };
   const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
   if (!(String(c.student.preset) in PRESETS)) bad('student.preset', `unknown preset '${c.student.preset}' (known: ${presetNames().join(', ')})`);
   if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
   if (c.sparsity && c.sparsity.start > c.sparsity.end) bad('sparsity.start', `${c.sparsity.start} is after sparsity.end ${c.sparsity.end}`);
   if (c.sparsity?.granularity === 'nm' && c.sparsity.n >= c.sparsity.m) bad('sparsity.n', `${c.sparsity.n} must be below m ${c.sparsity.m}`);
-  const m = resolveModel({ model: c.student as never }, 256, `${where}: student`);
+  const m = resolveModel(c.student, 256, `${where}: student`);
   if (c.context > m.maxPos) bad('context', `${c.context} is longer than the student's ${m.maxPos} positions`);
   if (c.init.layers && c.init.layers.length !== m.nLayer) bad('init.layers', `${c.init.layers.length} teacher layers named for ${m.nLayer} student layers`);
   return Object.freeze(c);

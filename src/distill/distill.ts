@@ -1,34 +1,34 @@
 /**
- * `qkd distill`: Distillation(student, teacher, dataset, epochs, τ, α). Each step: teacher
- * distribution (live forward, or the teacher-logit cache), student forward with fake-quantized,
- * masked weights, loss α·CE + (1−α)·τ²·KL − λ·H, backward, straight-through / LSQ gradients, clipping,
- * AdamW, masks re-applied, masks updated on the cubic schedule. Same run directory, checkpoints and
- * exact resume as `qkd train`.
+ * `qkd distill`: Distillation(student, teacher, dataset, epochs, τ, α). Each step: the teacher's
+ * distribution (TeacherModel: live forward, or the teacher-logit cache), the StudentModel's forward
+ * with fake-quantized, masked weights and quantized activations, the DistillationLoss
+ * α·CE + (1−α)·τ²·KL − λ·H, backward with straight-through / LSQ gradients, clipping, AdamW, masks
+ * re-applied and updated on the cubic schedule. Run directory, checkpoints, best model and exact
+ * resume are the training session's (train/session.ts), shared with `qkd train`.
  */
-import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { WindowSampler, loadTokenData } from '../data/dataset.js';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
-import { evaluate, type EvalResult } from '../eval/perplexity.js';
+import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadHfModel, saveHfModel } from '../io/hf.js';
-import { encodeSafetensors } from '../io/safetensors.js';
+import { encodeScales } from '../io/quant-scales.js';
+import { SCALES_FILE } from '../model/compression.js';
 import { initParams } from '../model/init.js';
+import { StudentModel } from '../model/student.js';
 import { Transformer } from '../model/transformer.js';
 import { scheduleFromFractions, sparsityAt, isMaskUpdateStep, type PruneSchedule } from '../sparse/schedule.js';
 import { QkdError } from '../tensor/errors.js';
-import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { resolveModel } from '../train/config.js';
-import { AdamW } from '../train/optim.js';
+import { AdamW, clipFactor } from '../train/optim.js';
 import { RunDir } from '../train/run.js';
 import { lrAt } from '../train/schedule.js';
-import { runLoop } from '../train/loop.js';
-import type { TrainHooks, TrainSummary } from '../train/trainer.js';
-import { compressedConfig, CompressedWeights } from './compress.js';
+import { runSession, type TrainHooks, type TrainSummary } from '../train/session.js';
 import type { DistillConfig } from './config.js';
-import { distillLoss, type TeacherDist } from './loss.js';
-import { openTeacherSource, type TeacherSource } from './teacher.js';
+import { distillationLoss, type TeacherDist } from './loss.js';
+import { openTeacher } from './teacher.js';
+import { join } from 'node:path';
 
 export interface DistillSummary extends TrainSummary {
   sparsity: Record<string, number>;
@@ -45,11 +45,20 @@ function checkVocab(tok: QkdTokenizer, cfg: DistillConfig, teacherVocab: number)
   }
 }
 
+/** The student: its architecture from the recipe, initialised at random or from the teacher, with the recipe's compression. */
+function makeStudent(cfg: DistillConfig, be: Backend, vocabSize: number): StudentModel {
+  const mc = resolveModel(cfg.student, vocabSize, 'distill config: student');
+  const model = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
+  initParams(model.params, cfg.seed + 1);
+  if (cfg.init.from === 'teacher') initFromTeacher(model, cfg);
+  return new StudentModel(model, { quant: cfg.quant, sparsity: cfg.sparsity });
+}
+
 export async function distill(cfg: DistillConfig, be: Backend, out: string, resume: boolean, hooks: TrainHooks = {}): Promise<DistillSummary> {
   const info = hooks.onInfo ?? (() => {});
   const tok = loadTokenizer(cfg.teacher);
-  const teacherSrc: TeacherSource = openTeacherSource(cfg, be, tok);
-  checkVocab(tok, cfg, teacherSrc.vocabSize);
+  const teacher = openTeacher(cfg, be, tok);
+  checkVocab(tok, cfg, teacher.vocabSize);
   const run = new RunDir(out);
   const resumeFrom = run.open({ distill: cfg }, resume);
   writeFileAtomic(join(run.dir, 'tokenizer.json'), JSON.stringify(tok.json));
@@ -57,94 +66,66 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const sampler = new WindowSampler(data.train, cfg.microBatch, cfg.context, cfg.seed);
   const steps = totalSteps(cfg, sampler.windows);
   info(`data: ${data.source}: ${data.train.length} training tokens (${sampler.windows} windows of ${cfg.context}), ` +
-    `${steps} steps; teacher: ${teacherSrc.describe}`);
-  const mc = resolveModel({ model: cfg.student as never }, teacherSrc.vocabSize, 'distill config: student');
-  const student = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
-  initParams(student.params, cfg.seed + 1);
-  if (cfg.init.from === 'teacher') initFromTeacher(student, cfg);
-  const comp = new CompressedWeights(student, cfg);
-  const opt = new AdamW(student.params, { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
+    `${steps} steps; teacher: ${teacher.describe}`);
+  const student = makeStudent(cfg, be, teacher.vocabSize), model = student.model;
+  const adam = { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay };
+  const opt = new AdamW(model.params, adam);
+  const scales = student.scaleStore, scaleOpt = scales
+    ? new AdamW({ backend: be, ...scales }, { lr: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 }) : null;
   const prune: PruneSchedule | null = cfg.sparsity
     ? scheduleFromFractions(steps, cfg.sparsity.start, cfg.sparsity.end, cfg.sparsity.target, cfg.sparsity.every) : null;
-  let step = 0, best: EvalResult | null = null, bestStep = 0;
-  const n = student.params.size;
-  if (resumeFrom) {
-    const ck = loadCheckpoint(resumeFrom, { params: n, adam_m: n, adam_v: n, ...comp.stateSizes() });
-    student.params.data.set(ck.buffers.params); opt.m.set(ck.buffers.adam_m); opt.v.set(ck.buffers.adam_v);
-    step = ck.state.step; opt.step = step;
-    comp.loadState(ck.buffers, step);
-    sampler.setState(ck.state.sampler as { epoch: number; pos: number });
-    best = (ck.state.best as EvalResult | null) ?? null; bestStep = (ck.state.bestStep as number) ?? 0;
-    run.truncateMetrics(step);
-    info(`resumed at step ${step} of ${steps}`);
-  }
-  const savedConfig = compressedConfig(student.config, cfg);
-  const checkpoint = (done: number) => saveCheckpoint(run.checkpointDir,
-    { params: student.params.data, adam_m: opt.m, adam_v: opt.v, ...comp.stateBuffers() },
-    { step: done, sampler: sampler.state(), best, bestStep });
+  const savedConfig = student.savedConfig(cfg.attnTopK);
   const evalIds = cfg.evalWindows > 0 ? data.valid.subarray(0, cfg.evalWindows * cfg.evalContext) : data.valid;
-  const evaluateAt = (done: number) => {
-    comp.refresh();
-    const r = evaluate(student, evalIds, { context: cfg.evalContext });
-    // a model only counts once pruning has reached its target (the masks stop changing after `end`)
-    const eligible = !prune || done > prune.end;
-    const isBest = eligible && (best === null || r.nll < best.nll);
-    if (isBest) {
-      best = r; bestStep = done;
-      const scales = comp.scaleMap();
-      saveHfModel(run.modelDir, savedConfig, comp.effectiveMap(), {
-        files: {
-          'tokenizer.json': JSON.stringify(tok.json),
-          ...(scales.size ? { 'quant_scales.safetensors': encodeScales(scales) } : {}),
-        },
-      });
-    }
-    run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest,
-      ...(eligible ? {} : { before_target_sparsity: true }) });
-    hooks.onEval?.({ step: done, result: r, best: isBest });
-  };
   const nMicro = cfg.batch / cfg.microBatch;
   const distillStep = (s: number) => {
     const lr = lrAt(s, { ...cfg, steps });
-    if (prune && isMaskUpdateStep(s, prune)) comp.updateMasks(sparsityAt(s, prune));
-    comp.refresh();
-    student.params.zeroGrad();
-    comp.zeroScaleGrad();
+    if (prune && isMaskUpdateStep(s, prune)) student.updateMasks(sparsityAt(s, prune));
+    student.refresh();
+    model.params.zeroGrad();
+    student.zeroScaleGrad();
     const m = { loss: 0, ce: 0, kl: 0, entropy: 0 };
     for (let k = 0; k < nMicro; k++) {
       const { x, y, ids } = sampler.next();
       // alpha = 1 is label-only training: the teacher is not consulted
-      const teacher: TeacherDist | null = cfg.alpha < 1 ? teacherSrc.batch(x, ids, cfg.microBatch, cfg.context) : null;
-      const logits = student.forward(x, cfg.microBatch, cfg.context);
-      const g = student.grads(), dLogits = g.dLogitsBuffer();
-      const r = distillLoss(be, logits, y, teacher, cfg, dLogits, 1 / nMicro);
+      const t: TeacherDist | null = cfg.alpha < 1 ? teacher.batch(x, ids, cfg.microBatch, cfg.context) : null;
+      const logits = model.forward(x, cfg.microBatch, cfg.context);
+      const g = model.grads(), dLogits = g.dLogitsBuffer();
+      const r = distillationLoss(logits, y, t, cfg, dLogits, 1 / nMicro);
       g.backward(dLogits);
       m.loss += r.loss / nMicro; m.ce += r.ce / nMicro; m.kl += r.kl / nMicro; m.entropy += r.entropy / nMicro;
     }
-    comp.afterBackward();
-    let sq = be.sumSquares(student.params.grad, n);
-    if (comp.scaleStore) sq += be.sumSquares(comp.scaleStore.grad, comp.scaleStore.size);
-    const norm = Math.sqrt(sq), clip = cfg.clip > 0 ? Math.min(1, cfg.clip / (norm + 1e-6)) : 1;
-    opt.update(lr, clip);
-    comp.scaleOpt?.update(lr * (cfg.quant?.scaleLrRatio ?? 1), clip);
-    comp.afterStep();
+    student.afterBackward();
+    const { norm, scale } = clipFactor(be, scales ? [model.params.grad, scales.grad] : model.params.grad, cfg.clip);
+    opt.update(lr, scale);
+    scaleOpt?.update(lr * (cfg.quant?.scaleLrRatio ?? 1), scale);
+    student.afterStep();
     return { ...m, lr, grad_norm: norm, ...(prune ? { sparsity: sparsityAt(s, prune) } : {}) };
   };
-  const t0 = performance.now();
+  const saveBest = () => {
+    const sc = student.scaleMap();
+    saveHfModel(run.modelDir, savedConfig, student.effectiveMap(), {
+      files: { 'tokenizer.json': JSON.stringify(tok.json), ...(sc.size ? { [SCALES_FILE]: encodeScales(sc) } : {}) },
+    });
+  };
   try {
-    const r = await runLoop({ run, steps, startStep: step, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery,
-      tokensPerStep: cfg.batch * cfg.context, step: distillStep, evaluate: evaluateAt, checkpoint, onStep: hooks.onStep, info });
-    return { steps: r.steps, lastLoss: r.lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
-      interrupted: r.interrupted, modelDir: run.modelDir, sparsity: comp.sparsities() };
+    const r = await runSession({
+      run, resumeFrom, steps, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery, tokensPerStep: cfg.batch * cfg.context,
+      buffers: { params: model.params.data, adam_m: opt.m, adam_v: opt.v, ...student.stateBuffers(),
+        ...(scaleOpt ? { 'lsq:m': scaleOpt.m, 'lsq:v': scaleOpt.v } : {}) },
+      sampler: { state: () => sampler.state(), setState: (st) => sampler.setState(st as { epoch: number; pos: number }) },
+      restored: (step) => { opt.step = step; if (scaleOpt) scaleOpt.step = step; },
+      step: distillStep,
+      validate: () => { student.refresh(); return evaluate(model, evalIds, { context: cfg.evalContext }); },
+      // a model only counts once pruning has reached its target (the masks stop changing after `end`)
+      eligible: (done) => !prune || done > prune.end,
+      saveBest, hooks,
+    });
+    return { ...r, sparsity: student.sparsities() };
   } finally {
-    teacherSrc.dispose();
-    comp.dispose(); opt.dispose(); student.dispose();
+    teacher.dispose();
+    scaleOpt?.dispose();
+    student.dispose(); opt.dispose(); model.dispose();
   }
-}
-
-function encodeScales(scales: Map<string, Float32Array>): Uint8Array {
-  const t = new Map([...scales].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [v.length], data: v }]));
-  return encodeSafetensors(t, { format: 'qkd-quant-scales' }, 'quant_scales.safetensors');
 }
 
 /** Copies the teacher's weights into a student of the same widths (student layer i <- teacher layer init.layers[i]). */

@@ -34,8 +34,10 @@
  * Numerics: float64 accumulation, one max pass and one exp pass per row, a gradient pass when
  * dLogits is given; no allocation per call (scratch grows with V).
  */
-import type { Backend } from '../kernels/backend.js';
 import { QkdError } from '../tensor/errors.js';
+import type { TeacherDist, TopkEntries, TopkTeacher } from '../io/teacher-cache-format.js';
+
+export type { FullTeacher, TeacherDist, TopkEntries, TopkTeacher } from '../io/teacher-cache-format.js';
 
 export type KlDirection = 'forward' | 'reverse';
 
@@ -46,24 +48,11 @@ export interface DistillOptions {
   kl?: KlDirection; // default 'forward'
 }
 
-/** A live teacher: its full logits (N,V). */
-export interface FullTeacher { kind: 'full'; logits: Float32Array }
 
-/** A cached teacher: per row its top-k ids and raw logits (N,k) and lse (N) = log Σ_v exp(t_v/tau)
- *  over the whole vocabulary at this `tau` (must equal the loss's τ). Ids in a row are distinct. */
-export interface TopkTeacher {
-  kind: 'topk';
-  k: number;
-  ids: Uint16Array | Int32Array;
-  logits: Float32Array;
-  lse: Float32Array;
-  tau: number;
-}
 
-export type TeacherDist = FullTeacher | TopkTeacher;
 
 /** Means over the `positions` non-ignored rows; `kl` is the plain KL (without the τ² factor). */
-export interface DistillLossValue { loss: number; ce: number; kl: number; entropy: number; positions: number }
+export interface DistillationLossValue { loss: number; ce: number; kl: number; entropy: number; positions: number }
 
 /** Reverse KL's smallest teacher tail mass (KL(q‖p) is infinite for r = 0). */
 export const TAIL_FLOOR = 1e-9;
@@ -176,7 +165,7 @@ function topkRow(s: Float32Array, o: number, V: number, T: TopkTeacher, i: numbe
 
 function badId(T: TopkTeacher, i: number, j: number, V: number): QkdError {
   const why = j >= 0 && j < V ? 'appears twice' : `is not in 0..V-1 = ${V - 1}`;
-  return new QkdError('E_INPUT', `distillLoss: top-k teacher row ${i}: id ${j} ${why} (k = ${T.k})`);
+  return new QkdError('E_INPUT', `distillationLoss: top-k teacher row ${i}: id ${j} ${why} (k = ${T.k})`);
 }
 
 /** Coefficients of the gradient row: d_v = π_v (cA + cL (s_v − ms + hc)) + cK g_v. */
@@ -210,12 +199,12 @@ function gradRowTopk(d: Float32Array, s: Float32Array, o: number, V: number, T: 
 
 function checkArgs(s: Float32Array, y: Int32Array, T: TeacherDist | null, opts: DistillOptions, d: Float32Array | null): number {
   const { alpha, tau, lambda } = opts, N = y.length;
-  const cfg = (m: string) => new QkdError('E_CONFIG', `distillLoss: ${m}`);
+  const cfg = (m: string) => new QkdError('E_CONFIG', `distillationLoss: ${m}`);
   if (!(alpha >= 0 && alpha <= 1)) throw cfg(`alpha ${alpha} is not in [0, 1]`);
   if (!(tau > 0 && Number.isFinite(tau))) throw cfg(`tau ${tau} is not a positive number`);
   if (!(lambda >= 0 && Number.isFinite(lambda))) throw cfg(`lambda ${lambda} is not a number >= 0`);
   if (opts.kl !== undefined && opts.kl !== 'forward' && opts.kl !== 'reverse') throw cfg(`kl "${String(opts.kl)}" is not forward|reverse`);
-  const shape = (m: string) => new QkdError('E_SHAPE', `distillLoss: ${m}`);
+  const shape = (m: string) => new QkdError('E_SHAPE', `distillationLoss: ${m}`);
   if (N === 0 || s.length % N !== 0 || s.length === 0) throw shape(`student logits (${s.length}) are not (N = ${N} targets, V)`);
   const V = s.length / N;
   if (d && d.length !== s.length) throw shape(`dLogits has ${d.length} elements, student logits ${s.length}`);
@@ -233,7 +222,7 @@ function checkArgs(s: Float32Array, y: Int32Array, T: TeacherDist | null, opts: 
     if (T.tau !== tau) throw cfg(`top-k teacher lse was computed at tau = ${T.tau}, the loss uses tau = ${tau}`);
   }
   for (let i = 0; i < N; i++) {
-    if (y[i] >= V) throw new QkdError('E_INPUT', `distillLoss: target ${y[i]} at row ${i} is not < V = ${V}`);
+    if (y[i] >= V) throw new QkdError('E_INPUT', `distillationLoss: target ${y[i]} at row ${i} is not < V = ${V}`);
   }
   return V;
 }
@@ -244,9 +233,8 @@ function checkArgs(s: Float32Array, y: Int32Array, T: TeacherDist | null, opts: 
  * `teacher` may be null only when alpha = 1 (then kl is NaN). `be` is accepted for a future fused
  * kernel; the math runs in TypeScript (rows are independent, float64 accumulation).
  */
-export function distillLoss(be: Backend, studentLogits: Float32Array, targets: Int32Array, teacher: TeacherDist | null,
-  opts: DistillOptions, dLogits: Float32Array | null, scale = 1): DistillLossValue {
-  void be;
+export function distillationLoss(studentLogits: Float32Array, targets: Int32Array, teacher: TeacherDist | null,
+  opts: DistillOptions, dLogits: Float32Array | null, scale = 1): DistillationLossValue {
   const V = checkArgs(studentLogits, targets, teacher, opts, dLogits), N = targets.length;
   const { alpha, tau, lambda } = opts, reverse = opts.kl === 'reverse';
   let n = 0;
@@ -280,18 +268,6 @@ export function distillLoss(be: Backend, studentLogits: Float32Array, targets: I
 
 // ---- top-k entries from full teacher logits (for the cache, or a live top-k teacher)
 
-/** Top-k of N rows: ids/logits (N,k) sorted by descending logit (ties: lower id first), and
- *  lse (nTau, N) with lse[a·N + i] = log Σ_v exp(t_iv / taus[a]) over the full row.
- *  k = V is the whole distribution: logits are the rows in vocabulary order and ids is empty. */
-export interface TopkEntries {
-  N: number;
-  V: number;
-  k: number;
-  taus: number[];
-  ids: Uint16Array | Int32Array;
-  logits: Float32Array;
-  lse: Float32Array;
-}
 
 /** The TopkTeacher at one of the entries' temperatures (views, no copy). */
 export function topkTeacher(e: TopkEntries, tau: number): TopkTeacher {

@@ -13,10 +13,12 @@ import { loadModel } from '../model/load.js';
 import { loadHfModelConfig } from '../io/hf.js';
 import type { Transformer } from '../model/transformer.js';
 import { QkdError } from '../tensor/errors.js';
-import { checkCacheMatches, DATA_FILE, recordLayout, sha256File, TeacherCacheReader, TeacherCacheWriter, topkFromLogits, type TeacherCacheSpec } from './cache.js';
-import type { TeacherDist } from './loss.js';
+import { checkCacheMatches, DATA_FILE, recordLayout, sha256File, type TeacherCacheSpec } from '../io/teacher-cache-format.js';
+import { TeacherCacheReader, TeacherCacheWriter } from '../io/teacher-cache.js';
+import { topkFromLogits, type TeacherDist } from './loss.js';
 
-export interface TeacherSource {
+/** TeacherModel of the method: a live model or its cached logits, as the distillation step sees it. */
+export interface TeacherModel {
   vocabSize: number;
   describe: string;
   /** The teacher distribution of B windows (inputs x, window indices of the training stream). */
@@ -39,8 +41,8 @@ function weightsHash(dir: string): string {
   try { return sha256File(join(dir, 'model.safetensors')); } catch { return sha256File(join(dir, 'model.safetensors.index.json')); }
 }
 
-export function openTeacherSource(cfg: { teacher: string; teacherCache: string | null; tau: number; context: number; data: DataSpec; alpha: number },
-  be: Backend, tok: QkdTokenizer): TeacherSource {
+export function openTeacher(cfg: { teacher: string; teacherCache: string | null; tau: number; context: number; data: DataSpec; alpha: number },
+  be: Backend, tok: QkdTokenizer): TeacherModel {
   if (cfg.alpha >= 1) {
     // labels only: the teacher directory supplies the tokenizer and the vocabulary, never logits
     const V = loadHfModelConfig(cfg.teacher).vocabSize;

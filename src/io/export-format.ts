@@ -12,6 +12,7 @@
  */
 import { z } from 'zod';
 import type { Int8Matrix } from '../kernels/int8.js';
+import { isLinear } from '../model/compression.js';
 import { paramLayout, type ModelConfig } from '../model/config.js';
 import { packInt2, packInt4 } from '../quant/pack.js';
 import { QkdError } from '../tensor/errors.js';
@@ -22,10 +23,6 @@ export const EXPORT_FORMAT = 'qkd-int8';
 export const EXPORT_VERSION = 1;
 export const EXPORT_FILES = { config: 'config.json', model: 'model.safetensors', tokenizer: 'tokenizer.json', generation: 'generation_config.json' } as const;
 
-/** Linear layers that run on integer kernels (every attention and feed-forward matrix). */
-export const LINEAR_RE = /^layers\.\d+\.(q|k|v|o|gate|up|down)\.weight$/;
-/** The embedding and an untied head: quantized at embedBits when that is > 0. */
-export const EMBED_RE = /^(embed|lm_head)\.weight$/;
 
 const Count = z.number().int().nonnegative();
 export const MatrixSpecSchema = z.object({
@@ -148,7 +145,7 @@ export function encodeExport(c: ExportContent): Record<string, string | Uint8Arr
       }
       const spec = matrixTensors(p.name, qm, tensors);
       matrices[p.name] = spec;
-      if (LINEAR_RE.test(p.name)) { zeros += spec.rows * spec.cols - spec.nnz; cells += spec.rows * spec.cols; }
+      if (isLinear(p.name)) { zeros += spec.rows * spec.cols - spec.nnz; cells += spec.rows * spec.cols; }
       continue;
     }
     const f = c.floats.get(p.name);

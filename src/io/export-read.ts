@@ -7,6 +7,7 @@
  * truncated or edited file is a QkdError naming the file and the field, never a crash or garbage.
  */
 import type { Int8Kernels, Int8Matrix } from '../kernels/int8.js';
+import { isLinear, weightBits, type CompressionSpec } from '../model/compression.js';
 import { makeModelConfig, paramLayout, type ModelConfig, type ParamSpec } from '../model/config.js';
 import { unpackInt2, unpackInt4 } from '../quant/pack.js';
 import { qRange } from '../quant/quantize.js';
@@ -14,7 +15,7 @@ import { QkdError } from '../tensor/errors.js';
 import { parseHfConfig } from './hf-config.js';
 import { crcHex, decodeSt, stArray, type StEntry } from './export-st.js';
 import {
-  configChecksum, EMBED_RE, EXPORT_FILES, EXPORT_FORMAT, EXPORT_VERSION, LINEAR_RE, packingFor, QuantizationSchema,
+  configChecksum, EXPORT_FILES, EXPORT_FORMAT, EXPORT_VERSION, packingFor, QuantizationSchema,
   type MatrixSpec, type QuantizationBlock,
 } from './export-format.js';
 
@@ -85,16 +86,17 @@ function parseConfig(text: string | Uint8Array): { config: ModelConfig; q: Quant
 /** Cross-checks the quantization block against the model config and the parameter layout. */
 function checkQuantization(config: ModelConfig, q: QuantizationBlock, layout: Map<string, ParamSpec>): void {
   const bad = (field: string, msg: string) => fail(CF, `field "quantization.${field}": ${msg}`);
+  const act = q.activations.mode === 'none' ? 0 : q.activations.bits;
+  const spec: CompressionSpec = { quant: { bits: q.bits, embedBits: q.embedBits, actBits: act, scheme: 'maxabs' }, sparsity: null };
   const cq = config.quant;
   if (cq) {
     if (cq.bits !== q.bits) bad('bits', `${q.bits} differs from the model config's quant.bits ${cq.bits}`);
     if (cq.embedBits !== q.embedBits) bad('embedBits', `${q.embedBits} differs from quant.embedBits ${cq.embedBits}`);
-    const act = q.activations.mode === 'none' ? 0 : q.activations.bits;
     if (cq.actBits !== act) bad('activations', `${act} bits differ from quant.actBits ${cq.actBits}`);
   }
   for (const [name, m] of Object.entries(q.matrices)) {
     const p = layout.get(name);
-    const want = LINEAR_RE.test(name) ? q.bits : EMBED_RE.test(name) ? q.embedBits : 0;
+    const want = weightBits(spec, name);
     if (!p || want === 0) bad(`matrices.${name}`, 'not a quantized matrix of this architecture');
     if (m.rows !== p!.shape[0] || m.cols !== p!.shape[1]) bad(`matrices.${name}`, `shape ${m.rows}x${m.cols}, the architecture has ${p!.shape.join('x')}`);
     if (m.bits !== want) bad(`matrices.${name}.bits`, `${m.bits}, expected ${want}`);
@@ -104,8 +106,8 @@ function checkQuantization(config: ModelConfig, q: QuantizationBlock, layout: Ma
     if (m.format === 'block' && m.cols % m.block! !== 0) bad(`matrices.${name}.block`, `${m.block} does not divide ${m.cols}`);
   }
   for (const name of layout.keys()) {
-    if (LINEAR_RE.test(name) && !q.matrices[name]) bad('matrices', `linear layer ${name} is missing`);
-    if (EMBED_RE.test(name) && q.embedBits > 0 && !q.matrices[name]) bad('matrices', `${name} is missing (embedBits ${q.embedBits})`);
+    if (isLinear(name) && !q.matrices[name]) bad('matrices', `linear layer ${name} is missing`);
+    if (!isLinear(name) && weightBits(spec, name) > 0 && !q.matrices[name]) bad('matrices', `${name} is missing (embedBits ${q.embedBits})`);
   }
 }
 

@@ -8,12 +8,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { chooseFormat, denseToBlock, denseToCsr, sparsityStats, type Int8Format, type Int8Kernels, type Int8Matrix } from '../kernels/int8.js';
 import { paramLayout, type ModelConfig } from '../model/config.js';
-import { dequantizeRows, quantizeRows, rowScalesMaxAbs } from '../quant/quantize.js';
+import { exportBlock, isLinear, scaleKey, SCALES_FILE, specOf, weightBits } from '../model/compression.js';
+import { offGrid, quantizeTensor } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
 import { writeDirAtomic } from './atomic.js';
 import { loadHfModel } from './hf.js';
-import { readSafetensors } from './safetensors.js';
-import { EMBED_RE, encodeExport, EXPORT_FILES, LINEAR_RE, type ExportContent, type QuantMatrix } from './export-format.js';
+import { readSavedScales } from './quant-scales.js';
+import { encodeExport, EXPORT_FILES, type ExportContent, type QuantMatrix } from './export-format.js';
 import { parseExport, type LoadedExport } from './export-read.js';
 
 export { EXPORT_FORMAT, EXPORT_VERSION, EXPORT_FILES } from './export-format.js';
@@ -58,25 +59,14 @@ export function isExportDir(dir: string): boolean {
   }
 }
 
-function readScales(dir: string): Map<string, Float32Array> | null {
-  const p = join(dir, 'quant_scales.safetensors');
-  if (!existsSync(p)) return null;
-  const f = readSafetensors(p);
-  return new Map([...f.tensors.keys()].map((k) => [k, f.getF32(k)]));
-}
-
-/** Quantizes w (rows, cols) with the given scales and checks that it was exactly on that grid. */
+/** The codes of w (rows, cols) on the grid of `scale`; a weight off that grid means the model is not a trained student. */
 function quantizeOnGrid(name: string, w: Float32Array, scale: Float32Array, rows: number, cols: number, bits: number, dir: string): Int8Array {
-  const q = new Int8Array(w.length), back = new Float32Array(w.length);
-  quantizeRows(q, w, scale, rows, cols, bits);
-  dequantizeRows(back, q, scale, rows, cols);
-  for (let i = 0; i < w.length; i++) {
-    if (back[i] !== w[i]) {
-      const r = Math.floor(i / cols);
-      throw new QkdError('E_INPUT', `${dir}: the model is not a quantized student: ${name}[${r}, ${i % cols}] = ${w[i]} is not on the ${bits}-bit grid of its row scale ${scale[r]}`);
-    }
+  const { first } = offGrid(w, scale, rows, cols, bits);
+  if (first >= 0) {
+    const r = Math.floor(first / cols);
+    throw new QkdError('E_INPUT', `${dir}: the model is not a quantized student: ${name}[${r}, ${first % cols}] = ${w[first]} is not on the ${bits}-bit grid of its row scale ${scale[r]}`);
   }
-  return q;
+  return quantizeTensor(w, rows, cols, bits, scale).values;
 }
 
 function pickFormat(q: Int8Array, O: number, I: number, k: number, opt: ExportOptions['format']): Int8Format {
@@ -96,27 +86,27 @@ function toMatrix(fmt: Int8Format, q: Int8Array, scale: Float32Array, O: number,
 function buildContent(dir: string, opts: ExportOptions, warnings: string[]): ExportContent {
   const hf = loadHfModel(dir);
   warnings.push(...hf.warnings);
-  const c = hf.config, cq = c.quant, ptq = cq === null;
+  const c = hf.config, cq = c.quant, ptq = cq === null, spec = specOf(c);
   if (ptq) warnings.push(`${dir}: a float model (no "quant" in its config): exporting with max-abs int8 post-training quantization, which changes its outputs`);
   const bits = cq?.bits ?? 8, embedBits = ptq ? 8 : cq.embedBits, actBits = cq?.actBits ?? 0;
-  const saved = ptq ? null : readScales(dir);
+  const saved = ptq ? undefined : readSavedScales(dir);
   if (!ptq && cq.scheme === 'lsq' && !saved) {
-    throw new QkdError('E_MISSING', `${dir}: quant_scales.safetensors is missing: a student trained with learned (LSQ) scales needs it`);
+    throw new QkdError('E_MISSING', `${dir}: ${SCALES_FILE} is missing: a student trained with learned (LSQ) scales needs it`);
   }
-  const k = opts.block ?? (c.sparsity?.granularity === 'block' ? c.sparsity.block : 16);
+  const k = opts.block ?? exportBlock(spec);
+  if (ptq) spec.quant = { bits, embedBits, actBits, scheme: 'maxabs' };
   const matrices = new Map<string, QuantMatrix>(), floats = new Map<string, Float32Array>();
   for (const p of paramLayout(c)) {
     const w = hf.tensors.get(p.name)!;
-    const b = LINEAR_RE.test(p.name) ? bits : EMBED_RE.test(p.name) ? embedBits : 0;
+    const b = weightBits(spec, p.name);
     if (b === 0) { floats.set(p.name, w); continue; }
     const [O, I] = p.shape;
-    let scale = saved?.get(`${p.name}_scale`);
-    if (scale && scale.length !== O) throw new QkdError('E_SHAPE', `${dir}/quant_scales.safetensors: ${p.name}_scale has ${scale.length} scales, ${p.name} has ${O} rows`);
-    if (!scale) { scale = new Float32Array(O); rowScalesMaxAbs(scale, w, O, I, b); }
-    const q = ptq ? (() => { const t = new Int8Array(w.length); quantizeRows(t, w, scale, O, I, b); return t; })()
-      : quantizeOnGrid(p.name, w, scale, O, I, b, dir);
-    const fmt = LINEAR_RE.test(p.name) ? pickFormat(q, O, I, k, opts.format) : 'dense';
-    matrices.set(p.name, { matrix: toMatrix(fmt, q, scale, O, I, k), bits: b });
+    const scale = saved?.get(scaleKey(p.name));
+    if (scale && scale.length !== O) throw new QkdError('E_SHAPE', `${dir}/${SCALES_FILE}: ${scaleKey(p.name)} has ${scale.length} scales, ${p.name} has ${O} rows`);
+    const t = quantizeTensor(w, O, I, b, scale);
+    const q = ptq ? t.values : quantizeOnGrid(p.name, w, t.scale, O, I, b, dir);
+    const fmt = isLinear(p.name) ? pickFormat(q, O, I, k, opts.format) : 'dense';
+    matrices.set(p.name, { matrix: toMatrix(fmt, q, t.scale, O, I, k), bits: b });
   }
   const tokPath = join(dir, EXPORT_FILES.tokenizer);
   const tokenizer = existsSync(tokPath) ? new Uint8Array(readFileSync(tokPath)) : undefined;

@@ -1,7 +1,7 @@
 /**
  * Learned step size quantization (LSQ, Esser et al. 2019, "Learned Step Size Quantization"):
- * the forward pass is the ordinary fake quantization with a learned scale s (fakeQuantRows /
- * fakeQuantTensor); these are the backward passes and the paper's initialisation. Browser-safe.
+ * the forward pass is the ordinary fake quantization with learned row scales (fakeQuantRows);
+ * these are the backward passes and the paper's initialisation. Browser-safe.
  *
  * With x = w/s (float32, as in the forward) and the clamp inclusive at both ends (as torch.clamp's
  * gradient is):
@@ -39,12 +39,6 @@ export function lsqInitRowScales(scales: Float32Array, w: Float32Array, rows: nu
   for (let r = 0; r < rows; r++) scales[r] = initScale(w, r * cols, cols, qmax);
 }
 
-/** The LSQ scale initialisation for one scale shared by x (n). */
-export function lsqInitTensorScale(x: Float32Array, n: number, bits: number): number {
-  if (!(n >= 1) || x.length < n) throw new QkdError('E_SHAPE', `quant/lsq.ts: x has ${x.length} elements, needs n=${n} >= 1`);
-  return initScale(x, 0, n, qRange(bits).qmax);
-}
-
 /**
  * Per-row LSQ backward for w (rows, cols) fake-quantized with learned scales (rows):
  * dW (rows, cols) += clipped straight-through gradient, dS (rows) += the step-size gradient with
@@ -72,28 +66,4 @@ export function lsqBackward(dW: Float32Array, dS: Float32Array, dOut: Float32Arr
     }
     dS[r] += g * acc;
   }
-}
-
-/**
- * Per-tensor LSQ backward (QuantizedActivation): dx (n) = clipped straight-through gradient
- * (overwritten; may alias dOut); returns dL/ds (add it to the scale's gradient). The gradient scale
- * uses `gradCount` values, by default n (the elements in this call, as common LSQ implementations
- * use numel); pass a fixed count (e.g. the features per token) to make it batch-size independent.
- */
-export function lsqTensorBackward(dx: Float32Array, dOut: Float32Array, x: Float32Array, n: number, s: number,
-  bits: number, gradCount = n): number {
-  const { qmin, qmax } = qRange(bits);
-  if (x.length < n || dx.length < n || dOut.length < n) {
-    throw new QkdError('E_SHAPE', `quant/lsq.ts: lsqTensorBackward buffers too short for n=${n}`);
-  }
-  if (!(s > 0 && s < Infinity)) throw new QkdError('E_INPUT', `quant/lsq.ts: activation scale must be positive, got ${s}`);
-  const sf = Math.fround(s);
-  let acc = 0;
-  for (let i = 0; i < n; i++) {
-    const v = Math.fround(x[i] / sf), d = dOut[i];
-    if (v < qmin) { acc += d * qmin; dx[i] = 0; }
-    else if (v > qmax) { acc += d * qmax; dx[i] = 0; }
-    else { acc += d * (roundHalfEven(v) - v); dx[i] = d; }
-  }
-  return lsqGradScale(gradCount, bits) * acc;
 }

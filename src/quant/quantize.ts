@@ -107,6 +107,45 @@ export function quantizeRows(q: Int8Array, w: Float32Array, scales: Float32Array
   }
 }
 
+/**
+ * QuantizedTensor(T, b, s) of the method: a (rows, cols) matrix as b-bit integer codes with one scale
+ * per row; its value is values[r, c] · scale[r] (float32). The export stores these, and the student's
+ * fake-quantized weights equal their dequantized values bit for bit.
+ */
+export interface QuantizedTensor {
+  readonly rows: number;
+  readonly cols: number;
+  readonly bits: number;
+  /** (rows, cols) codes in [qmin, qmax]. */
+  readonly values: Int8Array;
+  /** (rows) positive finite scales. */
+  readonly scale: Float32Array;
+}
+
+/** Quantizes w (rows, cols) at `bits` with the given row scales, or max-abs ones when none are given. */
+export function quantizeTensor(w: Float32Array, rows: number, cols: number, bits: number, scale?: Float32Array): QuantizedTensor {
+  const s = scale ?? new Float32Array(rows);
+  if (!scale) rowScalesMaxAbs(s, w, rows, cols, bits);
+  const values = new Int8Array(rows * cols);
+  quantizeRows(values, w, s, rows, cols, bits);
+  return { rows, cols, bits, values, scale: s };
+}
+
+/**
+ * The grid check: the first index where w differs from its own quantize -> dequantize round trip with
+ * these row scales (w is not a QuantizedTensor's value there), and how many such entries there are.
+ * `first` is -1 when every entry lies on the grid.
+ */
+export function offGrid(w: Float32Array, scales: Float32Array, rows: number, cols: number, bits: number): { count: number; first: number } {
+  const q = quantizeTensor(w, rows, cols, bits, scales), back = new Float32Array(rows * cols);
+  dequantizeRows(back, q.values, scales, rows, cols);
+  let count = 0, first = -1;
+  for (let i = 0; i < rows * cols; i++) {
+    if (back[i] !== w[i]) { if (first < 0) first = i; count++; }
+  }
+  return { count, first };
+}
+
 /** out (rows, cols) = float32(q · s_row). */
 export function dequantizeRows(out: Float32Array, q: Int8Array, scales: Float32Array, rows: number,
   cols: number): void {
@@ -131,16 +170,6 @@ export function fakeQuantRows(out: Float32Array, w: Float32Array, scales: Float3
   }
 }
 
-/**
- * Straight-through backward of fake quantization with max-abs scales (the PyTorch anchor's choice):
- * dW += dOut. No clipping mask is needed because max-abs scales never clip, and the scales receive no
- * gradient (they are recomputed from w, detached, every step).
- */
-export function steBackward(dW: Float32Array, dOut: Float32Array, n: number): void {
-  checkLen('dOut', dOut, n); checkLen('dW', dW, n);
-  for (let i = 0; i < n; i++) dW[i] += dOut[i];
-}
-
 // ---------------------------------------------------------------------------------------------
 // Dynamic per-token activation quantization (the int8 runtime's input quantization)
 
@@ -148,13 +177,6 @@ export function steBackward(dW: Float32Array, dOut: Float32Array, n: number): vo
 function tokenScale(x: Float32Array, off: number, C: number, qmax: number): number {
   const s = Math.fround(maxAbs(x, off, C) / qmax);
   return s > 0 ? s : 1;
-}
-
-/** scales (N) = max|x_t| / qmax per token row of x (N, C); an all-zero row gets scale 1 (its values stay 0). */
-export function tokenScales(scales: Float32Array, x: Float32Array, N: number, C: number, bits: number): void {
-  const { qmax } = qRange(bits);
-  checkLen('x', x, N * C); checkLen('scales', scales, N);
-  for (let t = 0; t < N; t++) scales[t] = tokenScale(x, t * C, C, qmax);
 }
 
 /**
@@ -188,16 +210,4 @@ export function quantizeTokens(q: Int8Array, scales: Float32Array, x: Float32Arr
     scales[t] = s;
     for (let i = off; i < off + C; i++) q[i] = quantizeValue(x[i], s, qmin, qmax);
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Per-tensor quantization with one (learned) scale: QuantizedActivation of the FFN output
-
-/** out (n) = fake quantization of x (n) with the single scale s (> 0); out may alias x. */
-export function fakeQuantTensor(out: Float32Array, x: Float32Array, n: number, s: number, bits: number): void {
-  const { qmin, qmax } = qRange(bits);
-  checkLen('x', x, n); checkLen('out', out, n);
-  if (!(s > 0)) throw new QkdError('E_INPUT', `quant/quantize.ts: fakeQuantTensor scale must be > 0, got ${s}`);
-  const sf = Math.fround(s);
-  for (let i = 0; i < n; i++) out[i] = quantizeValue(x[i], sf, qmin, qmax) * sf;
 }

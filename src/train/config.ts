@@ -10,9 +10,11 @@ import { makeModelConfig, ModelConfigSchema, type ModelConfig } from '../model/c
 import { PRESETS, presetNames } from '../model/presets.js';
 import { QkdError } from '../tensor/errors.js';
 
-const ModelSpecSchema = ModelConfigSchema.omit({ vocabSize: true }).partial().extend({
+/** A model in a config: a preset name plus overrides of any architecture field (the vocabulary comes from the tokenizer). */
+export const ModelSpecSchema = ModelConfigSchema.omit({ vocabSize: true }).partial().extend({
   preset: z.string().default('teacher-small'),
 }).strict();
+export type ModelSpec = z.output<typeof ModelSpecSchema>;
 
 export const DataSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('brown') }).strict(),
@@ -62,7 +64,7 @@ export const TrainConfigSchema = z.object({
 export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
 export type TrainConfig = Readonly<z.output<typeof TrainConfigSchema> & { microBatch: number }>;
 
-function zodMessage(where: string, e: z.ZodError): string {
+export function zodMessage(where: string, e: z.ZodError): string {
   return `${where}: ` + e.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
@@ -80,11 +82,24 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Merges flags over a file config (nested `model` merged field by field), validates, freezes. */
-export function makeTrainConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): TrainConfig {
+/**
+ * Flags over a file config: top-level keys replace, the `nested` objects merge field by field, and a
+ * flag set to null removes the file's object (e.g. `--bits 0`: no quantization). Shared by every
+ * command that reads a config file.
+ */
+export function mergeConfig(file: Record<string, unknown>, flags: Record<string, unknown>, nested: string[]): Record<string, unknown> {
   const merged: Record<string, unknown> = { ...file, ...flags };
-  if (file.model || flags.model) merged.model = { ...(file.model as object ?? {}), ...(flags.model as object ?? {}) };
-  const r = TrainConfigSchema.safeParse(merged);
+  for (const k of nested) {
+    const f = file[k], g = flags[k];
+    if (g === null) merged[k] = null;
+    else if (f || g) merged[k] = { ...((f as object) ?? {}), ...((g as object) ?? {}) };
+  }
+  return merged;
+}
+
+/** Merges flags over a file config, validates, freezes. */
+export function makeTrainConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): TrainConfig {
+  const r = TrainConfigSchema.safeParse(mergeConfig(file, flags, ['model']));
   if (!r.success) throw new QkdError('E_CONFIG', zodMessage(where, r.error));
   const c = { ...r.data, microBatch: r.data.microBatch ?? r.data.batch };
   const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
@@ -92,15 +107,15 @@ export function makeTrainConfig(file: Record<string, unknown>, flags: Record<str
   if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
   if (c.warmup > c.steps) bad('warmup', `${c.warmup} warm-up steps exceed the ${c.steps} steps`);
   // validate the architecture now (with a placeholder vocabulary) so bad models fail before any work
-  const m = resolveModel(c, 256, where);
+  const m = resolveModel(c.model, 256, where);
   if (c.context > m.maxPos) bad('context', `${c.context} is longer than the model's ${m.maxPos} positions (model.maxPos)`);
   if (c.evalContext > m.maxPos) bad('evalContext', `${c.evalContext} is longer than the model's ${m.maxPos} positions`);
   return Object.freeze(c);
 }
 
 /** The model config of a training config for a given vocabulary size. */
-export function resolveModel(c: { model: z.output<typeof ModelSpecSchema> }, vocabSize: number, where: string): ModelConfig {
-  const { preset, ...over } = c.model;
+export function resolveModel(spec: ModelSpec, vocabSize: number, where: string): ModelConfig {
+  const { preset, ...over } = spec;
   const base = PRESETS[preset];
   if (!base) throw new QkdError('E_CONFIG', `${where}: model.preset: unknown preset '${preset}'`);
   const m = { ...base, ...over, vocabSize };

@@ -3,7 +3,6 @@
  * kernel calls), and gradient clipping by global norm (PyTorch's clip_grad_norm_ rule).
  */
 import type { Backend } from '../kernels/backend.js';
-import type { ParamStore } from '../model/params.js';
 
 export interface AdamWConfig {
   lr: number;
@@ -13,13 +12,22 @@ export interface AdamWConfig {
   weightDecay: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
-
-/** Global L2 norm of a gradient buffer, and the factor clip_grad_norm_ would scale it by. */
-export function clipFactor(be: Backend, grad: Float32Array, maxNorm: number): { norm: number; scale: number } {
-  const norm = Math.sqrt(be.sumSquares(grad, grad.length));
+/** Global L2 norm of gradient buffers taken together, and the factor clip_grad_norm_ would scale them by. */
+export function clipFactor(be: Backend, grad: Float32Array | Float32Array[], maxNorm: number): { norm: number; scale: number } {
+  let sq = 0;
+  for (const g of Array.isArray(grad) ? grad : [grad]) sq += be.sumSquares(g, g.length);
+  const norm = Math.sqrt(sq);
   const scale = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
   return { norm, scale };
+}
+
+/** What AdamW updates: values and gradients of one layout, the first decayCount entries decayed (a ParamStore, learned scales). */
+export interface Optimizable {
+  readonly backend: Backend;
+  readonly data: Float32Array;
+  readonly grad: Float32Array;
+  readonly decayCount: number;
+  readonly size: number;
 }
 
 export class AdamW {
@@ -28,7 +36,7 @@ export class AdamW {
   readonly v: Float32Array;
   step = 0;
 
-  constructor(readonly store: ParamStore, public cfg: AdamWConfig) {
+  constructor(readonly store: Optimizable, public cfg: AdamWConfig) {
     this.m = store.backend.alloc(store.size);
     this.v = store.backend.alloc(store.size);
   }

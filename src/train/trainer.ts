@@ -1,7 +1,7 @@
 /**
  * `qkd train`: a float teacher from text. Tokenizer (given or trained), token data (cached), model
- * from a preset, AdamW with warm-up + cosine, clipping, periodic evaluation keeping the best model,
- * checkpoints every N steps and on SIGINT/SIGTERM, exact resume.
+ * from a preset, AdamW with warm-up + cosine, clipping; the session (train/session.ts) evaluates,
+ * keeps the best model, checkpoints and resumes exactly.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,34 +12,18 @@ import { BatchSampler, loadTokenData, type TokenData } from '../data/dataset.js'
 import { loadTextInputs } from '../data/text.js';
 import { tokenizerFromJson, type QkdTokenizer } from '../data/tokenizer.js';
 import { loadTokenizer } from '../data/tokenizer-node.js';
-import { evaluate, type EvalResult } from '../eval/perplexity.js';
+import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { saveHfModel } from '../io/hf.js';
 import { initParams } from '../model/init.js';
 import { Transformer } from '../model/transformer.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { resolveModel, type TrainConfig } from './config.js';
 import { AdamW, clipFactor } from './optim.js';
 import { RunDir } from './run.js';
 import { lrAt } from './schedule.js';
-import { runLoop } from './loop.js';
+import { runSession, type TrainHooks, type TrainSummary } from './session.js';
 
-export interface TrainHooks {
-  /** Called after every step. */
-  onStep?: (s: { step: number; steps: number; loss: number; lr: number; tokensPerSec: number }) => void;
-  onEval?: (s: { step: number; result: EvalResult; best: boolean }) => void;
-  onInfo?: (msg: string) => void;
-}
-
-export interface TrainSummary {
-  steps: number;
-  lastLoss: number;
-  best: EvalResult | null;
-  bestStep: number;
-  seconds: number;
-  interrupted: string | null;
-  modelDir: string;
-}
+export type { TrainHooks, TrainSummary } from './session.js';
 
 /** The tokenizer of a run: given, already in the run directory (resume), or trained now. */
 function runTokenizer(cfg: TrainConfig, run: RunDir, info: (m: string) => void): QkdTokenizer {
@@ -61,37 +45,13 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
   if (!existsSync(join(run.dir, 'tokenizer.json'))) writeFileAtomic(join(run.dir, 'tokenizer.json'), JSON.stringify(tok.json));
   const data: TokenData = loadTokenData(cfg.data, tok);
   info(`data: ${data.source}: ${data.train.length} training tokens, ${data.valid.length} validation tokens`);
-  const mc = resolveModel(cfg, tok.vocabSize, 'train config');
+  const mc = resolveModel(cfg.model, tok.vocabSize, 'train config');
   const model = new Transformer(be, mc);
   initParams(model.params, cfg.seed + 1);
   const opt = new AdamW(model.params, { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const sampler = new BatchSampler(data.train, cfg.microBatch, cfg.context, cfg.seed);
-  let step = 0, best: EvalResult | null = null, bestStep = 0;
-  if (resumeFrom) {
-    const n = model.params.size;
-    const ck = loadCheckpoint(resumeFrom, { params: n, adam_m: n, adam_v: n });
-    model.params.data.set(ck.buffers.params); opt.m.set(ck.buffers.adam_m); opt.v.set(ck.buffers.adam_v);
-    step = ck.state.step; opt.step = step;
-    sampler.setState(ck.state.sampler as number[]);
-    best = (ck.state.best as EvalResult | null) ?? null; bestStep = (ck.state.bestStep as number) ?? 0;
-    run.truncateMetrics(step);
-    info(`resumed at step ${step} of ${cfg.steps}`);
-  }
-  const checkpoint = (done: number) => saveCheckpoint(run.checkpointDir,
-    { params: model.params.data, adam_m: opt.m, adam_v: opt.v },
-    { step: done, sampler: sampler.state(), best, bestStep });
   const evalWindows = cfg.evalWindows > 0 ? cfg.evalWindows * cfg.evalContext : data.valid.length;
   const validIds = data.valid.subarray(0, Math.min(data.valid.length, evalWindows));
-  const evaluateAt = (done: number) => {
-    const r = evaluate(model, validIds, { context: cfg.evalContext });
-    const isBest = best === null || r.nll < best.nll;
-    if (isBest) {
-      best = r; bestStep = done;
-      saveHfModel(run.modelDir, mc, model.params.toMap(), { dtype: cfg.saveDtype, files: { 'tokenizer.json': JSON.stringify(tok.json) } });
-    }
-    run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest });
-    hooks.onEval?.({ step: done, result: r, best: isBest });
-  };
   const nMicro = cfg.batch / cfg.microBatch;
   const trainStep = (s: number) => {
     const lr = lrAt(s, cfg);
@@ -106,13 +66,16 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
     opt.update(lr, scale);
     return { loss, lr, grad_norm: norm };
   };
-  const t0 = performance.now();
   try {
-    const r = await runLoop({ run, steps: cfg.steps, startStep: step, evalEvery: cfg.evalEvery,
-      checkpointEvery: cfg.checkpointEvery, tokensPerStep: cfg.batch * cfg.context, step: trainStep,
-      evaluate: evaluateAt, checkpoint, onStep: hooks.onStep, info });
-    return { steps: r.steps, lastLoss: r.lastLoss, best, bestStep, seconds: (performance.now() - t0) / 1000,
-      interrupted: r.interrupted, modelDir: run.modelDir };
+    return await runSession({
+      run, resumeFrom, steps: cfg.steps, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery,
+      tokensPerStep: cfg.batch * cfg.context, buffers: { params: model.params.data, adam_m: opt.m, adam_v: opt.v },
+      sampler: { state: () => sampler.state(), setState: (st) => sampler.setState(st as number[]) },
+      restored: (step) => { opt.step = step; },
+      step: trainStep, validate: () => evaluate(model, validIds, { context: cfg.evalContext }),
+      saveBest: () => saveHfModel(run.modelDir, mc, model.params.toMap(), { dtype: cfg.saveDtype, files: { 'tokenizer.json': JSON.stringify(tok.json) } }),
+      hooks,
+    });
   } finally {
     opt.dispose();
     model.dispose();

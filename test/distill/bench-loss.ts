@@ -1,10 +1,10 @@
 /**
- * Timing of distillLoss at the anchor's shape (N = 16·128 = 2048 rows, V = 2048), not a test:
+ * Timing of distillationLoss at the anchor's shape (N = 16·128 = 2048 rows, V = 2048), not a test:
  *   node dist/test/distill/bench-loss.js [reps]
  * Prints the median ms per call (value + gradient) for the full teacher and top-k 32/64, forward and reverse.
  */
-import { distillLoss, type TeacherDist } from '../../src/distill/loss.js';
-import { topkFromLogits, topkTeacher } from '../../src/distill/cache.js';
+import { distillationLoss, type TeacherDist } from '../../src/distill/loss.js';
+import { topkFromLogits, topkTeacher } from '../../src/distill/loss.js';
 import { createBackend } from '../../src/kernels/registry.js';
 import { randoms } from '../helpers.js';
 
@@ -19,7 +19,7 @@ function time(label: string, T: TeacherDist, tau: number, kl: 'forward' | 'rever
   const ms: number[] = [], cpu: number[] = [];
   for (let r = 0; r < reps + 2; r++) {
     const t0 = performance.now(), c0 = process.cpuUsage();
-    distillLoss(be, s, y, T, { alpha: 0.5, tau, lambda: 0.01, kl }, grad ? d : null);
+    distillationLoss(s, y, T, { alpha: 0.5, tau, lambda: 0.01, kl }, grad ? d : null);
     const c = process.cpuUsage(c0);
     if (r >= 2) { ms.push(performance.now() - t0); cpu.push((c.user + c.system) / 1000); }
   }
@@ -44,7 +44,7 @@ time('full teacher', { kind: 'full', logits: t }, 2, 'forward', false);
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { join } = await import('node:path');
   const { tmpdir } = await import('node:os');
-  const { TeacherCacheReader, TeacherCacheWriter } = await import('../../src/distill/cache.js');
+  const { TeacherCacheReader, TeacherCacheWriter } = await import('../../src/io/teacher-cache.js');
   const T = 128, k = 64, W = N / T, root = mkdtempSync(join(tmpdir(), 'qkd-bench-'));
   try {
     for (const logitDtype of ['f16', 'f32'] as const) {

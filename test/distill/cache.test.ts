@@ -8,10 +8,11 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  checkCacheMatches, crc32, crc32Table, recordLayout, sha256File, topkFromLogits, topkTeacher, TeacherCacheReader, TeacherCacheWriter,
-  DATA_FILE, HEADER_FILE, type TeacherCacheSpec, type TopkEntries,
-} from '../../src/distill/cache.js';
-import { distillLoss } from '../../src/distill/loss.js';
+  checkCacheMatches, crc32, crc32Table, recordLayout, sha256File, DATA_FILE, HEADER_FILE, type TeacherCacheSpec, type TopkEntries,
+} from '../../src/io/teacher-cache-format.js';
+import { TeacherCacheReader, TeacherCacheWriter } from '../../src/io/teacher-cache.js';
+import { topkFromLogits, topkTeacher } from '../../src/distill/loss.js';
+import { distillationLoss } from '../../src/distill/loss.js';
 import { createBackend } from '../../src/kernels/registry.js';
 import { QkdError } from '../../src/tensor/errors.js';
 import { randoms } from '../helpers.js';
@@ -114,7 +115,7 @@ for (const logitDtype of ['f32', 'f16'] as const) {
         TAUS.forEach((_, a) => sub.lse.set(entries.lse.subarray(a * W * T + i * T, a * W * T + (i + 1) * T), a * N + b * T));
       });
       const o = { alpha: 0.5, tau, lambda: 0.01 }, d1 = new Float32Array(N * V), d2 = new Float32Array(N * V);
-      const a1 = distillLoss(be, s, y, got.teacher, o, d1), a2 = distillLoss(be, s, y, topkTeacher(sub, tau), o, d2);
+      const a1 = distillationLoss(s, y, got.teacher, o, d1), a2 = distillationLoss(s, y, topkTeacher(sub, tau), o, d2);
       const tolL = logitDtype === 'f32' ? 0 : 1e-4, tolG = logitDtype === 'f32' ? 0 : 1e-5;
       assert.ok(Math.abs(a1.loss - a2.loss) <= tolL * a2.loss, `${logitDtype} tau ${tau}: ${a1.loss} vs ${a2.loss}`);
       let m = 0;
@@ -145,13 +146,13 @@ for (const logitDtype of ['f32', 'f16'] as const) {
     assert.ok(m <= (logitDtype === 'f32' ? 0 : 18 * 2 ** -11), `logits differ by ${m}`); // |t - max t| < 18 here
     const s = randoms(N * V, 23, -5, 5), y = Int32Array.from(got.y), o = { alpha: 0.5, tau: 2, lambda: 0.01 };
     const d1 = new Float32Array(N * V), d2 = new Float32Array(N * V);
-    const a1 = distillLoss(be, s, y, got.teacher, o, d1), a2 = distillLoss(be, s, y, { kind: 'full', logits: live }, o, d2);
+    const a1 = distillationLoss(s, y, got.teacher, o, d1), a2 = distillationLoss(s, y, { kind: 'full', logits: live }, o, d2);
     assert.ok(Math.abs(a1.loss - a2.loss) <= (logitDtype === 'f32' ? 0 : 1e-5) * a2.loss, `${a1.loss} vs ${a2.loss}`);
     let g = 0;
     for (let j = 0; j < d1.length; j++) g = Math.max(g, Math.abs(d1[j] - d2[j]));
     assert.ok(g <= (logitDtype === 'f32' ? 0 : 1e-6), `gradient differs by ${g}`);
     // the top-k path with k = V (ids made in vocabulary order) is the full KL too
-    const a3 = distillLoss(be, s, y, topkTeacher(topkFromLogits(live, N, V, V, [2]), 2), o, null);
+    const a3 = distillationLoss(s, y, topkTeacher(topkFromLogits(live, N, V, V, [2]), 2), o, null);
     assert.ok(Math.abs(a3.loss - a2.loss) <= 1e-5 * a2.loss, `top-k path ${a3.loss} vs full ${a2.loss}`);
     r.close();
   }));

@@ -1,10 +1,10 @@
 /**
- * distillLoss against PyTorch-made fixtures (test/fixtures/distill, autograd in float64), against a
+ * distillationLoss against PyTorch-made fixtures (test/fixtures/distill, autograd in float64), against a
  * plain float64 reference written from the formulas, and against finite differences.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { distillLoss, type DistillOptions, type TeacherDist, type TopkTeacher } from '../../src/distill/loss.js';
+import { distillationLoss, type DistillOptions, type TeacherDist, type TopkTeacher } from '../../src/distill/loss.js';
 import { createBackend } from '../../src/kernels/registry.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { QkdError } from '../../src/tensor/errors.js';
@@ -31,7 +31,7 @@ for (const [name, c] of Object.entries<any>(manifest.cases)) {
   test(`matches PyTorch: ${name} (${c.teacher}, ${c.kl}, alpha ${c.alpha}, tau ${c.tau}, lambda ${c.lambda})`, () => {
     const opts: DistillOptions = { alpha: c.alpha, tau: c.tau, lambda: c.lambda, kl: c.kl };
     const d = new Float32Array(N * V), y = c.targets === 'targets_all' ? targetsAll : targets;
-    const r = distillLoss(be, s, y, fixtureTeacher(c), opts, d);
+    const r = distillationLoss(s, y, fixtureTeacher(c), opts, d);
     assert.ok(rel(r.loss, c.loss) < 1e-6, `loss ${r.loss} vs ${c.loss} (rel ${rel(r.loss, c.loss)})`);
     if (c.ce !== undefined) {
       assert.ok(rel(r.ce, c.ce) < 1e-6, `ce ${r.ce} vs ${c.ce}`);
@@ -42,24 +42,24 @@ for (const [name, c] of Object.entries<any>(manifest.cases)) {
     assert.ok(err < 1e-6, `max |dlogits - torch| = ${err}`);
     // scale multiplies the gradient; the value does not depend on whether a gradient is asked for
     const d3 = new Float32Array(N * V).fill(7);
-    assert.equal(distillLoss(be, s, y, fixtureTeacher(c), opts, null).loss, r.loss);
-    distillLoss(be, s, y, fixtureTeacher(c), opts, d3, 3);
+    assert.equal(distillationLoss(s, y, fixtureTeacher(c), opts, null).loss, r.loss);
+    distillationLoss(s, y, fixtureTeacher(c), opts, d3, 3);
     assert.ok(maxAbsDiff(d3, d.map((x) => 3 * x)) < 1e-6);
   });
 }
 
 test('ignored rows get a zero gradient; all rows ignored gives zeros', () => {
   const d = new Float32Array(N * V);
-  distillLoss(be, s, targets, { kind: 'full', logits: t }, { alpha: 0.5, tau: 2, lambda: 0.01 }, d);
+  distillationLoss(s, targets, { kind: 'full', logits: t }, { alpha: 0.5, tau: 2, lambda: 0.01 }, d);
   for (const i of manifest.ignored_rows) assert.ok(d.subarray(i * V, (i + 1) * V).every((x) => x === 0));
-  const r = distillLoss(be, s, new Int32Array(N).fill(-1), { kind: 'full', logits: t }, { alpha: 0.5, tau: 2, lambda: 0.01 }, d.fill(1));
+  const r = distillationLoss(s, new Int32Array(N).fill(-1), { kind: 'full', logits: t }, { alpha: 0.5, tau: 2, lambda: 0.01 }, d.fill(1));
   assert.deepEqual(r, { loss: 0, ce: 0, kl: 0, entropy: 0, positions: 0 });
   assert.ok(d.every((x) => x === 0));
 });
 
 test('no teacher (alpha 1, lambda 0) equals the backend cross-entropy kernel', () => {
   const d = new Float32Array(N * V), dk = new Float32Array(N * V), losses = new Float32Array(N);
-  const r = distillLoss(be, s, targets, null, { alpha: 1, tau: 2, lambda: 0 }, d);
+  const r = distillationLoss(s, targets, null, { alpha: 1, tau: 2, lambda: 0 }, d);
   const n = targets.filter((y) => y >= 0).length;
   be.crossEntropy(losses, s, targets, N, V, dk, 1 / n);
   assert.ok(rel(r.loss, losses.reduce((a, b) => a + b, 0) / n) < 1e-6);
@@ -126,7 +126,7 @@ for (const [label, mk, kl] of MODES) {
     for (const tau of [0.7, 1, 2, 3.1]) {
       const S = randoms(Nr * Vr, 11, -4, 4), TL = randoms(Nr * Vr, 29, -5, 5), y = Int32Array.from([3, -1, 12, 0]);
       const T = mk(TL, Nr, Vr, tau), o: DistillOptions = { alpha: 0.3, tau, lambda: 0.05, kl };
-      const d = new Float32Array(Nr * Vr), r = distillLoss(be, S, y, T, o, d);
+      const d = new Float32Array(Nr * Vr), r = distillationLoss(S, y, T, o, d);
       assert.ok(rel(r.loss, refLoss(S, y, T, o, Vr)) < 1e-9, `tau ${tau}: ${r.loss} vs ${refLoss(S, y, T, o, Vr)}`);
       const Sd = Float64Array.from(S); // finite differences on the float64 reference: no float32 input rounding
       for (let v = 0; v < Nr * Vr; v++) {
@@ -143,7 +143,7 @@ test('top-k with k = V equals the full teacher (forward and reverse)', () => {
   for (const kl of ['forward', 'reverse'] as const) {
     const o = { alpha: 0.4, tau: 2, lambda: 0.02, kl }, T = topkOf(t, N, V, V, 2);
     const d1 = new Float32Array(N * V), d2 = new Float32Array(N * V);
-    const a = distillLoss(be, s, targets, { kind: 'full', logits: t }, o, d1), b = distillLoss(be, s, targets, T, o, d2);
+    const a = distillationLoss(s, targets, { kind: 'full', logits: t }, o, d1), b = distillationLoss(s, targets, T, o, d2);
     assert.ok(rel(b.loss, a.loss) < 1e-6, `${kl}: ${b.loss} vs ${a.loss}`);
     assert.ok(maxAbsDiff(d1, d2) < 1e-6);
   }
@@ -155,7 +155,7 @@ test('top-k: a student with almost no tail mass (Q from the direct sum) stays ex
   for (let i = 0; i < Nr; i++) for (let a = 0; a < 6; a++) S[i * Vr + T.ids[i * 6 + a]] += 25; // Q ~ e^-25
   for (const kl of ['forward', 'reverse'] as const) {
     const o = { alpha: 0.5, tau: 1.5, lambda: 0.01, kl }, d = new Float32Array(Nr * Vr);
-    const r = distillLoss(be, S, y, T, o, d);
+    const r = distillationLoss(S, y, T, o, d);
     assert.ok(rel(r.loss, refLoss(S, y, T, o, Vr)) < 1e-9, `${kl}: ${r.loss} vs ${refLoss(S, y, T, o, Vr)}`);
     assert.ok(d.every(Number.isFinite));
   }
@@ -165,17 +165,17 @@ test('errors name the field', () => {
   const full: TeacherDist = { kind: 'full', logits: t }, o = { alpha: 0.5, tau: 2, lambda: 0.01 };
   const bad = (f: () => unknown, code: string, part: string) => assert.throws(f, (e: unknown) =>
     e instanceof QkdError && e.code === code && e.message.includes(part));
-  bad(() => distillLoss(be, s, targets, full, { ...o, alpha: 1.5 }, null), 'E_CONFIG', 'alpha');
-  bad(() => distillLoss(be, s, targets, full, { ...o, tau: 0 }, null), 'E_CONFIG', 'tau');
-  bad(() => distillLoss(be, s, targets, full, { ...o, lambda: -1 }, null), 'E_CONFIG', 'lambda');
-  bad(() => distillLoss(be, s, targets, null, o, null), 'E_CONFIG', 'no teacher');
-  bad(() => distillLoss(be, s, targets, { kind: 'full', logits: t.subarray(1) }, o, null), 'E_SHAPE', 'teacher logits');
-  bad(() => distillLoss(be, s, Int32Array.from(targets, (x, i) => (i === 2 ? V : x)), full, o, null), 'E_INPUT', 'target 50 at row 2');
-  bad(() => distillLoss(be, s, targets, full, o, s), 'E_SHAPE', 'overlap');
+  bad(() => distillationLoss(s, targets, full, { ...o, alpha: 1.5 }, null), 'E_CONFIG', 'alpha');
+  bad(() => distillationLoss(s, targets, full, { ...o, tau: 0 }, null), 'E_CONFIG', 'tau');
+  bad(() => distillationLoss(s, targets, full, { ...o, lambda: -1 }, null), 'E_CONFIG', 'lambda');
+  bad(() => distillationLoss(s, targets, null, o, null), 'E_CONFIG', 'no teacher');
+  bad(() => distillationLoss(s, targets, { kind: 'full', logits: t.subarray(1) }, o, null), 'E_SHAPE', 'teacher logits');
+  bad(() => distillationLoss(s, Int32Array.from(targets, (x, i) => (i === 2 ? V : x)), full, o, null), 'E_INPUT', 'target 50 at row 2');
+  bad(() => distillationLoss(s, targets, full, o, s), 'E_SHAPE', 'overlap');
   const T = fixtureTeacher({ teacher: 'topk', tau: 2 }) as TopkTeacher;
-  bad(() => distillLoss(be, s, targets, T, { ...o, tau: 1 }, null), 'E_CONFIG', 'tau = 2');
+  bad(() => distillationLoss(s, targets, T, { ...o, tau: 1 }, null), 'E_CONFIG', 'tau = 2');
   const dup = { ...T, ids: T.ids.slice() }; dup.ids[9] = dup.ids[8];
-  bad(() => distillLoss(be, s, targets, dup, o, null), 'E_INPUT', 'row 1: id');
+  bad(() => distillationLoss(s, targets, dup, o, null), 'E_INPUT', 'row 1: id');
   const big = { ...T, ids: T.ids.slice() }; big.ids[0] = V;
-  bad(() => distillLoss(be, s, targets, big, o, null), 'E_INPUT', 'row 0: id 50');
+  bad(() => distillationLoss(s, targets, big, o, null), 'E_INPUT', 'row 0: id 50');
 });

@@ -7,7 +7,7 @@
  * subtracting the position's largest logit ("shifted"); and the top-k truncation itself vs the full teacher.
  */
 import { readFileSync } from 'node:fs';
-import { distillLoss, topkFromLogits, topkTeacher, type TeacherDist } from '../../src/distill/loss.js';
+import { distillationLoss, topkFromLogits, topkTeacher, type TeacherDist } from '../../src/distill/loss.js';
 import { f16ToF32, f32ToF16 } from '../../src/io/safetensors.js';
 import { createBackend } from '../../src/kernels/registry.js';
 import { fixture, randoms } from '../helpers.js';
@@ -20,7 +20,7 @@ const noise = randoms(N * V, 7, -1, 1);
 
 function run(s: Float32Array, T: TeacherDist, tau: number): { kl: number; d: Float32Array } {
   const d = new Float32Array(N * V);
-  return { kl: distillLoss(be, s, y, T, { alpha: 0, tau, lambda: 0 }, d).kl, d };
+  return { kl: distillationLoss(s, y, T, { alpha: 0, tau, lambda: 0 }, d).kl, d };
 }
 
 function maxAbs(a: Float32Array, c: Float32Array): number {

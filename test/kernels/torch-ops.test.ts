@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBackend } from '../../src/kernels/registry.js';
 import type { Activation, Backend } from '../../src/kernels/backend.js';
-import { ropeTables } from '../../src/kernels/ts/attention.js';
+import { ropeTables } from '../../src/tensor/rope.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { attentionBackward, attentionForward } from '../../src/nn/attention.js';
 import { clipFactor } from '../../src/train/optim.js';

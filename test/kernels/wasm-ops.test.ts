@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Activation, Backend } from '../../src/kernels/backend.js';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
-import { ropeTables } from '../../src/kernels/ts/attention.js';
+import { ropeTables } from '../../src/tensor/rope.js';
 import type { WasmBackend } from '../../src/kernels/wasm/backend.js';
 import { randoms } from '../helpers.js';
 import { close, openAll } from './wasm-util.js';

@@ -1,8 +1,8 @@
-/** LSQ forward/backward (per-row weights and the per-tensor activation scale) against PyTorch autograd. */
+/** LSQ forward/backward (per-row weights) against PyTorch autograd. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  fakeQuantRows, fakeQuantTensor, lsqBackward, lsqGradScale, lsqInitRowScales, lsqInitTensorScale, lsqTensorBackward,
+  fakeQuantRows, lsqBackward, lsqGradScale, lsqInitRowScales,
 } from '../../src/quant/index.js';
 import { QkdError } from '../../src/tensor/errors.js';
 import { worstRel } from '../helpers.js';
@@ -33,29 +33,6 @@ for (const bits of [8, 4, 2]) {
   });
 }
 
-for (const bits of [8, 4]) {
-  test(`LSQ per-tensor activation scale int${bits}`, () => {
-    const c = `act_b${bits}`, { n, grad_scale: gs } = attrs(c);
-    const x = tensor(c, 'x'), s = tensor(c, 'scale')[0], dy = tensor(c, 'dy');
-    const y = new Float32Array(n);
-    fakeQuantTensor(y, x, n, s, bits);
-    assert.equal(firstBitDiff(y, tensor(c, 'y')), -1, 'forward bitwise');
-    const dx = new Float32Array(n);
-    const ds = lsqTensorBackward(dx, dy, x, n, s, bits);
-    assert.equal(firstBitDiff(dx, tensor(c, 'dx')), -1, 'dx exact');
-    assert.ok(Math.abs(ds - tensor(c, 'ds')[0]) <= DS_ATOL + DS_RTOL * Math.abs(ds), `ds ${ds} vs ${tensor(c, 'ds')[0]}`);
-    // explicit gradient count: scales linearly with 1/sqrt(count)
-    const ds2 = lsqTensorBackward(new Float32Array(n), dy, x, n, s, bits, n / 4);
-    assert.ok(Math.abs(ds2 - 2 * ds) < 1e-9, 'gradCount');
-    assert.ok(Math.abs(lsqGradScale(n, bits) - gs) < 1e-15);
-    const init = lsqInitTensorScale(x, n, bits);
-    assert.ok(Math.abs(init - tensor(c, 'init')[0]) <= 1e-6 * init, 'init');
-    const inPlace = Float32Array.from(dy);
-    lsqTensorBackward(inPlace, inPlace, x, n, s, bits);
-    assert.equal(firstBitDiff(inPlace, dx), -1, 'dx may alias dOut');
-  });
-}
-
 test('LSQ boundary: w/s exactly qmax passes the gradient and contributes 0 to dS', () => {
   const w = new Float32Array([1.75, 2, -2, -2.25]), s = new Float32Array([0.25]); // w/s = 7, 8, -8, -9 at 4 bits
   const dW = new Float32Array(4), dS = new Float32Array(1), dy = new Float32Array([1, 1, 1, 1]);
@@ -69,7 +46,6 @@ test('LSQ errors', () => {
   assert.throws(() => lsqGradScale(0, 8), QkdError);
   assert.throws(() => lsqBackward(new Float32Array(2), new Float32Array(1), new Float32Array(2), new Float32Array(2),
     new Float32Array([0]), 1, 2, 8), (e: unknown) => e instanceof QkdError && e.code === 'E_INPUT');
-  assert.throws(() => lsqTensorBackward(new Float32Array(2), new Float32Array(2), new Float32Array(2), 2, -1, 8), QkdError);
   const zero = new Float32Array(3);
   lsqInitRowScales(zero, new Float32Array(6), 3, 2, 8);
   assert.ok(zero.every((v) => v > 0), 'an all-zero row still gets a positive scale');

@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  dequantizeRows, fakeQuantRows, fakeQuantTensor, fakeQuantTokens, qRange, quantizeRows, quantizeTokens,
-  roundHalfEven, rowScalesMaxAbs, steBackward, tokenScales,
+  dequantizeRows, fakeQuantRows, fakeQuantTokens, qRange, quantizeRows, quantizeTokens,
+  roundHalfEven, rowScalesMaxAbs, offGrid, quantizeTensor,
 } from '../../src/quant/index.js';
 import { QkdError } from '../../src/tensor/errors.js';
 import { randoms } from '../helpers.js';
@@ -58,7 +58,7 @@ for (const bits of [8, 4]) {
     const c = `tokens_b${bits}`, { N, C } = attrs(c);
     const x = tensor(c, 'x');
     const scales = new Float32Array(N), s2 = new Float32Array(N);
-    tokenScales(scales, x, N, C, bits);
+    fakeQuantTokens(new Float32Array(N * C), x, N, C, bits, scales);
     sameValues(scales, tensor(c, 'scales'), 'token scales');
     assert.equal(scales[3], 1, 'zero row has scale 1');
     const y = new Float32Array(N * C);
@@ -102,15 +102,17 @@ test('invariants on a large random matrix: on the grid, in range, quantize->dequ
   }
 });
 
-test('per-tensor fake quant and STE backward', () => {
-  const x = new Float32Array([0, 0.1, 0.25, 0.375, 10, -0.125, -100]);
-  const y = new Float32Array(x.length);
-  fakeQuantTensor(y, x, x.length, 0.25, 4);
-  assert.deepEqual(Array.from(y), [0, 0, 0.25, 0.5, 1.75, 0, -2]); // 0.375/0.25 = 1.5 -> 2; clips at 7, -8
-  assert.throws(() => fakeQuantTensor(y, x, x.length, 0, 8), QkdError);
-  const dW = new Float32Array([1, 2]);
-  steBackward(dW, new Float32Array([0.5, -1]), 2);
-  assert.deepEqual(Array.from(dW), [1.5, 1]);
+test('the grid check finds every off-grid weight, and none in a quantized tensor', () => {
+  const rows = 3, cols = 5, w = new Float32Array(rows * cols).map((_, i) => Math.sin(i + 1));
+  const q = quantizeTensor(w, rows, cols, 8), on = new Float32Array(rows * cols);
+  dequantizeRows(on, q.values, q.scale, rows, cols);
+  assert.deepEqual(offGrid(on, q.scale, rows, cols, 8), { count: 0, first: -1 });
+  const off = on.slice();
+  off[7] = Math.fround(off[7] + q.scale[1] / 3);   // between two grid points
+  off[12] = Math.fround(q.scale[2] * 200);           // beyond the int8 range of row 2
+  assert.deepEqual(offGrid(off, q.scale, rows, cols, 8), { count: 2, first: 7 });
+  // the float model itself is almost nowhere on its max-abs grid
+  assert.ok(offGrid(w, q.scale, rows, cols, 8).count > rows * cols / 2);
 });
 
 test('bad scales and short buffers are typed errors', () => {

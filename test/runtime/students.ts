@@ -1,13 +1,14 @@
 /**
  * Test helper: small compressed students made in milliseconds with the library's own QAT state
- * (CompressedWeights: magnitude masks + fake quantization with max-abs or LSQ scales), saved exactly as
+ * (StudentModel: magnitude masks + fake quantization with max-abs or LSQ scales), saved exactly as
  * `qkd distill` saves them (effective weights, quant_scales.safetensors, tokenizer.json). The weights
  * are random, not trained, which is all the export and runtime tests need.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compressedConfig, CompressedWeights } from '../../src/distill/compress.js';
-import { encodeSafetensors } from '../../src/io/safetensors.js';
+import { encodeScales } from '../../src/io/quant-scales.js';
+import { SCALES_FILE } from '../../src/model/compression.js';
+import { StudentModel } from '../../src/model/student.js';
 import { saveHfModel } from '../../src/io/hf.js';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
 import { makeModelConfig, type ModelConfigInput } from '../../src/model/config.js';
@@ -51,15 +52,14 @@ export function makeStudent(dir: string, s: StudentSpec = {}): string {
   const sp = s.sparsity === undefined ? { target: 0.9, granularity: 'block' as const, block: 4 } : s.sparsity;
   const sparsity = sp ? { target: sp.target, granularity: sp.granularity, block: sp.block ?? 4, n: 2, m: 4,
     scope: 'per-matrix' as const, start: 0.1, end: 0.7, every: 25 } : null;
-  const comp = new CompressedWeights(model, { quant, sparsity, weightDecay: 0 });
+  const comp = new StudentModel(model, { quant, sparsity });
   if (sparsity) comp.updateMasks(sparsity.target);
   const scales = comp.scaleMap();
   const files: Record<string, string | Uint8Array> = { 'tokenizer.json': readFileSync(fixture('tokenizer', 'tokenizer.json')) };
   if (quant?.scheme === 'lsq') {
-    files['quant_scales.safetensors'] = encodeSafetensors(
-      new Map([...scales].map(([k, v]) => [k, { dtype: 'F32' as const, shape: [v.length], data: v }])), { format: 'qkd-quant-scales' });
+    files[SCALES_FILE] = encodeScales(scales);
   }
-  const saved = compressedConfig(config, { quant, sparsity, attnTopK: s.attnTopK ?? 0 });
+  const saved = comp.savedConfig(s.attnTopK ?? 0);
   saveHfModel(dir, saved, comp.effectiveMap(), { files });
   comp.dispose();
   return dir;
