@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Int8Matrix } from '../src/kernels/int8.js';
 import { createWasmBackend, type WasmBackend } from '../src/kernels/wasm/backend.js';
-import { freeKVCache } from '../src/model/activations.js';
+import { freeKVCache } from '../src/nn/kv-cache.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';
 import type { Int8Transformer } from '../src/runtime/int8-model.js';
 import { jsonLine, machineFacts, median, posInt, printTable, round, ROOT } from './common.js';

@@ -39,11 +39,11 @@ import { fakeQuantRows, rowScalesMaxAbs } from '../src/quant/quantize.js';
 import { applyMask, globalMagnitudeMasks } from '../src/sparse/mask.js';
 import { readFileSync } from 'node:fs';
 import type { Int8Matrix } from '../src/kernels/int8.js';
-import { loadModel } from '../src/model/load.js';
+import { loadModel } from '../src/io/load-model.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';
 import { Int8Transformer } from '../src/runtime/int8-model.js';
 import type { CausalLM } from '../src/runtime/generate.js';
-import { freeKVCache } from '../src/model/activations.js';
+import { freeKVCache } from '../src/nn/kv-cache.js';
 import {
   backendName, fixture, intList, jsonLine, log, machineFacts, makeBackend, median, OtherLoad, peakRssMb, posInt, printTable,
   round, runNodeChild, ROOT,

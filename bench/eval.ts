@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../src/data/tokenizer-node.js';
 import { evaluate, type EvalResult } from '../src/eval/perplexity.js';
 import type { Backend, BackendName } from '../src/kernels/backend.js';
-import { loadModel } from '../src/model/load.js';
+import { loadModel } from '../src/io/load-model.js';
 import { QkdError } from '../src/tensor/errors.js';
 import {
   backendList, fixture, intList, jsonLine, log, machineFacts, openBenchBackend, num, OtherLoad, peakRssMb, posInt,

@@ -18,7 +18,8 @@
  * calls stay on the caller's thread) unless --force-parallel. Prints tables, then one JSON line.
  */
 import type { Backend } from '../src/kernels/backend.js';
-import { denseToBlock, denseToCsr, type Int8Kernels, type Int8Matrix, linearI8 } from '../src/kernels/int8.js';
+import { type Int8Kernels, linearI8 } from '../src/kernels/int8.js';
+import { denseToBlock, denseToCsr, type Int8Matrix } from '../src/sparse/storage.js';
 import { TsInt8Kernels } from '../src/kernels/ts/int8.js';
 import { createWasmBackend, type WasmBackend } from '../src/kernels/wasm/backend.js';
 import { wasmInt8Kernels } from '../src/kernels/wasm/int8.js';

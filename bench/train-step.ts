@@ -18,7 +18,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Backend, BackendName } from '../src/kernels/backend.js';
-import { loadModel } from '../src/model/load.js';
+import { loadModel } from '../src/io/load-model.js';
 import { Rng } from '../src/tensor/random.js';
 import { AdamW, clipFactor } from '../src/train/optim.js';
 import {

@@ -4,7 +4,7 @@ export { PRESETS } from './model/presets.js';
 export { Transformer } from './model/transformer.js';
 export { ParamStore } from './model/params.js';
 export { initParams } from './model/init.js';
-export { loadModel } from './model/load.js';
+export { loadModel } from './io/load-model.js';
 export { loadHfModel, saveHfModel } from './io/hf.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { createBackend } from './kernels/registry.js';

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadModel } from '../model/load.js';
+import { loadModel } from '../io/load-model.js';
 import type { Transformer } from '../model/transformer.js';
 import { isExportDir } from '../io/export.js';
 import { loadInt8Model } from '../runtime/int8-node.js';

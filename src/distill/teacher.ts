@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { WindowSampler, loadTokenData, type DataSpec } from '../data/dataset.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
-import { loadModel } from '../model/load.js';
+import { loadModel } from '../io/load-model.js';
 import { loadHfModelConfig } from '../io/hf.js';
 import type { Transformer } from '../model/transformer.js';
 import { QkdError } from '../tensor/errors.js';

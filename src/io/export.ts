@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { chooseFormat, denseToBlock, denseToCsr, sparsityStats, type Int8Format, type Int8Kernels, type Int8Matrix } from '../kernels/int8.js';
+import type { Int8Kernels } from '../kernels/int8.js';
+import { chooseFormat, denseToBlock, denseToCsr, sparsityStats, type Int8Format, type Int8Matrix } from '../sparse/storage.js';
 import { paramLayout, type ModelConfig } from '../model/config.js';
 import { exportBlock, isLinear, scaleKey, SCALES_FILE, specOf, weightBits } from '../model/compression.js';
 import { offGrid, quantizeTensor } from '../quant/quantize.js';

@@ -69,27 +69,3 @@ export function freeActs(be: Backend, a: Acts): void {
   for (const buf of a.all) be.free(buf);
   a.all.length = 0;
 }
-
-/** Keys and values of past positions, per layer (B,KV,maxT,D). */
-export interface KVCache {
-  B: number;
-  maxT: number;
-  /** Positions filled so far. */
-  length: number;
-  k: Float32Array[];
-  v: Float32Array[];
-}
-
-export function allocKVCache(be: Backend, c: ModelConfig, B: number, maxT: number): KVCache {
-  const n = B * c.nKVHead * maxT * c.headDim;
-  return {
-    B, maxT, length: 0,
-    k: Array.from({ length: c.nLayer }, () => be.alloc(n)),
-    v: Array.from({ length: c.nLayer }, () => be.alloc(n)),
-  };
-}
-
-export function freeKVCache(be: Backend, kv: KVCache): void {
-  for (const b of [...kv.k, ...kv.v]) be.free(b);
-  kv.k.length = 0; kv.v.length = 0;
-}

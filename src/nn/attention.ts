@@ -8,7 +8,7 @@
  * att (B,KV,r·T,Tk) = (B,H,T,Tk) holds the probabilities (kept for the backward pass).
  */
 import type { Backend } from '../kernels/backend.js';
-import type { KVCache } from '../model/activations.js';
+import type { KVCache } from '../nn/kv-cache.js';
 
 export interface AttnShape {
   B: number; H: number; KV: number; T: number;

@@ -5,7 +5,7 @@
 import type { Backend } from '../kernels/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import type { ForwardOptions } from '../model/transformer.js';
-import { freeKVCache, type KVCache } from '../model/activations.js';
+import { freeKVCache, type KVCache } from '../nn/kv-cache.js';
 import { QkdError } from '../tensor/errors.js';
 
 /**

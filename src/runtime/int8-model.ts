@@ -12,12 +12,10 @@
  * student's weights bit for bit, and activations are quantized by the same primitive (src/quant).
  */
 import type { Backend } from '../kernels/backend.js';
-import {
-  chooseFormat, denseToBlock, denseToCsr, FORMAT_RULE, int8KernelsFor, sparsityStats, toDenseValues,
-  type Int8DecodeLinear, type Int8DecodeModel, type Int8Decoder, type Int8Kernels, type Int8Matrix,
-} from '../kernels/int8.js';
+import { int8KernelsFor, type Int8DecodeLinear, type Int8DecodeModel, type Int8Decoder, type Int8Kernels } from '../kernels/int8.js';
+import { chooseFormat, denseToBlock, denseToCsr, FORMAT_RULE, sparsityStats, toDenseValues, type Int8Matrix } from '../sparse/storage.js';
 import { TsInt8Kernels } from '../kernels/ts/int8.js';
-import type { KVCache } from '../model/activations.js';
+import type { KVCache } from '../nn/kv-cache.js';
 import { Transformer } from '../model/transformer.js';
 import { parseExport, type ExportFiles, type LoadedExport } from '../io/export-read.js';
 import type { CausalLM } from './generate.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { exportOnnx } from '../../src/io/onnx.js';
 import { decodeModel } from '../../src/io/onnx-proto.js';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/io/load-model.js';
 import type { ModelConfig, ModelConfigInput } from '../../src/model/config.js';
 import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
 import {

@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { denseToBlock, denseToCsr, type BlockI8Matrix } from '../../src/kernels/int8.js';
+import { denseToBlock, denseToCsr, type BlockI8Matrix } from '../../src/sparse/storage.js';
 import { TsInt8Kernels } from '../../src/kernels/ts/int8.js';
 import { QkdError } from '../../src/tensor/errors.js';
 import { randoms } from '../helpers.js';

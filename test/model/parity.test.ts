@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createBackend } from '../../src/kernels/registry.js';
 import type { Backend } from '../../src/kernels/backend.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/io/load-model.js';
 import { generate } from '../../src/runtime/generate.js';
 import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
 

@@ -1,7 +1,7 @@
 /** Whole-model gradients of the cross-entropy against PyTorch (test/fixtures/grads), both backends. */
 import { test } from 'node:test';
 import { createBackend } from '../../src/kernels/registry.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/io/load-model.js';
 import { fixture } from '../helpers.js';
 import { assertGradsMatchTorch } from '../torch-grads.js';
 

@@ -21,7 +21,7 @@ import type { WasmBackend } from '../../src/kernels/wasm/backend.js';
 import { wasmInt8Kernels } from '../../src/kernels/wasm/int8.js';
 import { attentionForward } from '../../src/nn/attention.js';
 import { Int8Transformer } from '../../src/runtime/int8-model.js';
-import { freeKVCache, type KVCache } from '../../src/model/activations.js';
+import { freeKVCache, type KVCache } from '../../src/nn/kv-cache.js';
 import { randoms } from '../helpers.js';
 import { openAll, close } from '../kernels/wasm-util.js';
 import { sameBits } from '../kernels/wasm-int8-util.js';

@@ -6,7 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { denseToBlock } from '../../src/kernels/int8.js';
+import { denseToBlock } from '../../src/sparse/storage.js';
 import { TsInt8Kernels } from '../../src/kernels/ts/int8.js';
 import type { WasmBackend } from '../../src/kernels/wasm/backend.js';
 import { randoms } from '../helpers.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { tokenizerFromJson } from '../../src/data/tokenizer.js';
 import { exportStudent, loadExport } from '../../src/io/export.js';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/io/load-model.js';
 import { generate, stream, type CausalLM, type StreamOptions } from '../../src/runtime/generate.js';
 import { Int8Transformer } from '../../src/runtime/int8-model.js';
 import { fixture } from '../helpers.js';

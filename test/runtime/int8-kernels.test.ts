@@ -4,9 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  chooseFormat, denseToBlock, denseToCsr, linearI8, sparsityStats, toDenseValues, type Int8Kernels,
-} from '../../src/kernels/int8.js';
+import { linearI8, type Int8Kernels } from '../../src/kernels/int8.js';
+import { chooseFormat, denseToBlock, denseToCsr, sparsityStats, toDenseValues } from '../../src/sparse/storage.js';
 import { TsInt8Kernels } from '../../src/kernels/ts/int8.js';
 import { dequantizeRows, fakeQuantTokens, quantizeTokens } from '../../src/quant/quantize.js';
 import { rng } from '../../src/runtime/generate.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { loadTokenizer } from '../../src/data/tokenizer-node.js';
 import { loadExport } from '../../src/io/export.js';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/io/load-model.js';
 import { Int8Transformer } from '../../src/runtime/int8-model.js';
 import { fixture, readF32 } from '../helpers.js';
 

@@ -9,8 +9,7 @@ import { TsBackend } from '../ts/backend.js';
 import { QkdError } from '../../tensor/errors.js';
 import { Io, WasmEngine, type WasmBackendOptions } from './engine.js';
 import { RESULTS_BYTE } from './layout.js';
-// registers the wasm int8 kernels for this backend (kernels/int8.ts int8KernelsFor)
-import './int8.js';
+import { wasmInt8Kernels, type WasmInt8Kernels } from './int8.js';
 
 export type { WasmBackendOptions } from './engine.js';
 
@@ -28,6 +27,9 @@ export class WasmBackend extends TsBackend {
   override readonly threads: number;
   /** Whether the relaxed-SIMD FMA build was loaded. */
   readonly fma: boolean;
+
+  /** The int8 kernels on this backend's engine (kernels/int8.ts int8KernelsFor). */
+  int8Kernels(): WasmInt8Kernels { return wasmInt8Kernels(this); }
 
   constructor(readonly engine: WasmEngine) {
     super();

@@ -4,12 +4,12 @@
  * the worker pool when a call is large enough. allocI8 / allocI32 hand out blocks of that memory;
  * arrays from elsewhere still work (copied in, and out for outputs, around each call).
  *
- * Registered for the 'wasm' and 'native' backends (the native backend is the wasm one with OpenBLAS
- * products), so int8KernelsFor(backend) gives one instance per engine.
+ * The 'wasm' and 'native' backends (the native one is the wasm one with OpenBLAS products) hand them
+ * out through int8Kernels(), one instance per engine.
  */
 import type { Backend } from '../backend.js';
 import {
-  registerInt8Kernels, type BlockI8Matrix, type CsrI8Matrix, type FormatRule, type Int8DecodeModel, type Int8Decoder,
+  type BlockI8Matrix, type CsrI8Matrix, type FormatRule, type Int8DecodeModel, type Int8Decoder,
   type Int8Kernels, type Int8Matrix,
 } from '../int8.js';
 import { QkdError } from '../../tensor/errors.js';
@@ -240,5 +240,3 @@ export function wasmInt8Kernels(backend: Backend): WasmInt8Kernels {
   return k;
 }
 
-registerInt8Kernels('wasm', wasmInt8Kernels);
-registerInt8Kernels('native', wasmInt8Kernels);

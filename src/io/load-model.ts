@@ -1,7 +1,7 @@
 /** Loading a model directory (Hugging Face layout) into a Transformer on a backend. */
 import type { Backend } from '../kernels/backend.js';
-import { loadHfModel } from '../io/hf.js';
-import { Transformer } from './transformer.js';
+import { Transformer } from '../model/transformer.js';
+import { loadHfModel } from './hf.js';
 
 export interface LoadedModel {
   model: Transformer;

@@ -1,0 +1,45 @@
+/**
+ * The architecture's rules that a reader cannot see from one file (docs/architecture.md): imports
+ * point down the layers, there is no import cycle, and no source file grows past the size limit.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// @ts-expect-error: a plain .mjs script without types
+import { checkImports } from '../../scripts/check-imports.mjs';
+
+const ROOT = process.cwd();
+
+test('src/: imports point down the layers and form no cycle', () => {
+  const r = checkImports(ROOT) as { files: number; problems: string[] };
+  assert.ok(r.files > 90, `walked ${r.files} files`);
+  assert.deepEqual(r.problems, []);
+});
+
+test('the checker catches a cycle and an upward import', () => {
+  // scripts/check-imports.mjs on a tiny tree made here: tensor -> model (upward) and a <-> b (cycle)
+  const root = mkdtempSync(join(tmpdir(), 'qkd-layers-'));
+  mkdirSync(join(root, 'src', 'tensor'), { recursive: true });
+  mkdirSync(join(root, 'src', 'model'), { recursive: true });
+  writeFileSync(join(root, 'src', 'tensor', 'a.ts'), "import { b } from '../model/b.js';\nexport const a = 1;\n");
+  writeFileSync(join(root, 'src', 'model', 'b.ts'), "import { a } from '../tensor/a.js';\nexport const b = a;\n");
+  const r = checkImports(root) as { problems: string[] };
+  assert.ok(r.problems.some((p) => p.startsWith('upward import: tensor/a.ts')), r.problems.join('\n'));
+  assert.ok(r.problems.some((p) => p.startsWith('import cycle:')), r.problems.join('\n'));
+});
+
+test('no source file under src/ is longer than 400 lines (kernels in src/kernels/assembly excepted)', () => {
+  const long: string[] = [];
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) { if (n !== 'assembly') walk(p); continue; }
+      const lines = readFileSync(p, 'utf8').split('\n').length;
+      if (p.endsWith('.ts') && lines > 400) long.push(`${p}: ${lines}`);
+    }
+  };
+  walk(join(ROOT, 'src'));
+  assert.deepEqual(long, []);
+});
