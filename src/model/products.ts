@@ -3,7 +3,7 @@
  * through LinearProducts: the token embedding, every projection (q, k, v, o, gate, up, down) and the
  * head. Three implementations give the three models of the method:
  * - FloatProducts over the parameters: the float model (teachers, dense students);
- * - FloatProducts over a CompressedWeights source: the student in training, whose effective weights
+ * - FloatProducts over a StudentModel: the student in training, whose effective weights
  *   are fakeQuant(W ⊙ mask) (src/model/student.ts);
  * - Int8Products (src/runtime/int8-products.ts): the export's integer kernels.
  * Activation quantization belongs to the seam too (`input`): fake quantization in place for the float
