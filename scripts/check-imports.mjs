@@ -15,6 +15,7 @@ export const LAYERS = [
   ['eval', 'runtime'],
   ['train'],
   ['distill'],
+  ['pipeline'],
   ['cli'],
   ['index.ts'],
 ];

@@ -1,25 +1,39 @@
 /** Shared CLI plumbing: backend flags, progress bars on stderr, flag parsing helpers, errors. */
 import { Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { existsSync } from 'node:fs';
 import { createBackend } from '../kernels/registry.js';
+import { NATIVE_ADDON_PATH } from '../kernels/native/backend.js';
 import type { Backend, BackendName } from '../kernels/backend.js';
 import { QkdError } from '../tensor/errors.js';
 import type { TrainHooks, TrainSummary } from '../train/trainer.js';
 
 export interface BackendFlags {
-  backend: BackendName;
+  backend: BackendName | 'auto';
   threads?: number;
 }
 
 export function addBackendOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--backend <name>', 'compute backend (native: wasm + OpenBLAS matrix products, Node only)')
-      .choices(['ts', 'wasm', 'native']).default('wasm'))
+    .addOption(new Option('--backend <name>', 'compute backend: auto (the fastest available), ts, wasm, or native (wasm + OpenBLAS matrix products, Node only)')
+      .choices(['auto', 'ts', 'wasm', 'native']).default('auto'))
     .option('--threads <n>', 'threads for the wasm/native backends (default: all cores)', intFlag('--threads', 1));
 }
 
+/** `auto`: native when its OpenBLAS addon is built (the fastest on Node), else wasm; said once on stderr. */
+export function backendName(f: BackendFlags): BackendName {
+  if (f.backend !== 'auto') return f.backend;
+  const name: BackendName = existsSync(NATIVE_ADDON_PATH) ? 'native' : 'wasm';
+  if (!announced) {
+    process.stderr.write(`qkd: backend ${name}${name === 'native' ? ' (wasm kernels + OpenBLAS matrix products)' : ' (the native OpenBLAS addon is not built)'}; --backend chooses\n`);
+    announced = true;
+  }
+  return name;
+}
+let announced = false;
+
 export function openBackend(f: BackendFlags): Promise<Backend> {
-  return createBackend(f.backend, { threads: f.threads });
+  return createBackend(backendName(f), { threads: f.threads });
 }
 
 /** A commander argument parser for an integer flag with a lower bound. */

@@ -7,7 +7,7 @@ import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../io/load-model.js';
 import type { Transformer } from '../model/transformer.js';
-import { isExportDir } from '../io/export.js';
+import { isExportDir, resolveModelDir } from '../io/export.js';
 import { loadInt8Model } from '../runtime/int8-node.js';
 import type { CausalLM } from '../runtime/generate.js';
 import { loadHfModel } from '../io/hf.js';
@@ -51,7 +51,7 @@ function readText(path: string): string {
 export function registerInfer(program: Command): void {
   addBackendOptions(program.command('eval')
     .description('perplexity / top-1 of a model on a text file (fixture protocol: non-overlapping windows)')
-    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json) or a qkd-int8 export')
+    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json) or a qkd-int8 export (a run or pipeline folder: its model)', resolveModelDir)
     .requiredOption('--text <file>', 'UTF-8 text file')
     .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--context <n>', 'window length in tokens', intFlag('--context', 2), 256)
@@ -81,7 +81,7 @@ export function registerInfer(program: Command): void {
 
   addBackendOptions(program.command('logits')
     .description('raw little-endian float32 logits, shape [number of ids, vocab], for one sequence of ids')
-    .requiredOption('--model <dir>', 'model directory or a qkd-int8 export')
+    .requiredOption('--model <dir>', 'model directory or a qkd-int8 export (a run or pipeline folder: its model)', resolveModelDir)
     .requiredOption('--ids <list>', 'comma-separated token ids')
     .requiredOption('--out <file>', 'output file'))
     .action(async (o) => {
@@ -96,7 +96,7 @@ export function registerInfer(program: Command): void {
 
   addBackendOptions(program.command('generate')
     .description('continue a prompt; prints the text')
-    .requiredOption('--model <dir>', 'model directory or a qkd-int8 export')
+    .requiredOption('--model <dir>', 'model directory or a qkd-int8 export (a run or pipeline folder: its model)', resolveModelDir)
     .requiredOption('--prompt <text>', 'prompt text')
     .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 1), 64)
@@ -132,7 +132,7 @@ export function registerInfer(program: Command): void {
 export function registerInspect(program: Command): void {
   program.command('inspect')
     .description('architecture, parameter count, sparsity and quantization-grid check of a model directory')
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir>', 'model directory (a run or pipeline folder: its model)', resolveModelDir)
     .option('--json', 'print the report as JSON')
     .action((o) => {
       const hf = loadHfModel(o.model);

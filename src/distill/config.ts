@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { PRESETS, presetNames } from '../model/presets.js';
 import { QkdError } from '../tensor/errors.js';
-import { mergeConfig, ModelSpecSchema, TrainConfigSchema, resolveModel, zodMessage } from '../train/config.js';
+import { mergeConfig, ModelSpecSchema, TEACHER_PRESET, TrainConfigSchema, resolveModel, zodMessage } from '../train/config.js';
 
 export const QuantSchema = z.object({
   /** Weight bits of the linear layers (Q, K, V, O, FFN). */
@@ -76,12 +76,15 @@ export function makeDistillConfig(file: Record<string, unknown>, flags: Record<s
   if (!r.success) throw new QkdError('E_CONFIG', zodMessage(where, r.error));
   const c = { ...r.data, microBatch: r.data.microBatch ?? r.data.batch };
   const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
-  if (!(String(c.student.preset) in PRESETS)) bad('student.preset', `unknown preset '${c.student.preset}' (known: ${presetNames().join(', ')})`);
+  const preset = c.student.preset;
+  if (!(preset in PRESETS) && preset !== TEACHER_PRESET) {
+    bad('student.preset', `unknown preset '${preset}' (known: ${presetNames().join(', ')}, or ${TEACHER_PRESET}: the teacher's architecture)`);
+  }
   if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
   if (c.sparsity && c.sparsity.start > c.sparsity.end) bad('sparsity.start', `${c.sparsity.start} is after sparsity.end ${c.sparsity.end}`);
   if (c.sparsity?.granularity === 'nm' && c.sparsity.n >= c.sparsity.m) bad('sparsity.n', `${c.sparsity.n} must be below m ${c.sparsity.m}`);
+  if (preset === TEACHER_PRESET) return Object.freeze(c); // the architecture is checked once the teacher is loaded
   const m = resolveModel(c.student, 256, `${where}: student`);
   if (c.context > m.maxPos) bad('context', `${c.context} is longer than the student's ${m.maxPos} positions`);
-  if (c.init.layers && c.init.layers.length !== m.nLayer) bad('init.layers', `${c.init.layers.length} teacher layers named for ${m.nLayer} student layers`);
   return Object.freeze(c);
 }

@@ -12,7 +12,8 @@ import { loadTokenizer } from '../data/tokenizer-node.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
 import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadHfModel, saveHfModel } from '../io/hf.js';
+import { loadHfModel, loadHfModelConfig, saveHfModel } from '../io/hf.js';
+import type { ModelPreset } from '../model/presets.js';
 import { encodeScales } from '../io/quant-scales.js';
 import { SCALES_FILE } from '../model/compression.js';
 import { initParams } from '../model/init.js';
@@ -20,7 +21,7 @@ import { StudentModel } from '../model/student.js';
 import { Transformer } from '../model/transformer.js';
 import { scheduleFromFractions, sparsityAt, isMaskUpdateStep, type PruneSchedule } from '../sparse/schedule.js';
 import { QkdError } from '../tensor/errors.js';
-import { resolveModel } from '../train/config.js';
+import { resolveModel, TEACHER_PRESET } from '../train/config.js';
 import { AdamW, clipFactor } from '../train/optim.js';
 import { RunDir } from '../train/run.js';
 import { lrAt } from '../train/schedule.js';
@@ -47,7 +48,11 @@ function checkVocab(tok: QkdTokenizer, cfg: DistillConfig, teacherVocab: number)
 
 /** The student: its architecture from the recipe, initialised at random or from the teacher, with the recipe's compression. */
 function makeStudent(cfg: DistillConfig, be: Backend, vocabSize: number): StudentModel {
-  const mc = resolveModel(cfg.student, vocabSize, 'distill config: student');
+  const mc = resolveModel(cfg.student, vocabSize, 'distill config: student', cfg.student.preset === TEACHER_PRESET ? teacherArch(cfg.teacher) : undefined);
+  if (cfg.context > mc.maxPos) throw new QkdError('E_CONFIG', `distill config: context: ${cfg.context} is longer than the student's ${mc.maxPos} positions`);
+  if (cfg.init.layers && cfg.init.layers.length !== mc.nLayer) {
+    throw new QkdError('E_CONFIG', `distill config: init.layers: ${cfg.init.layers.length} teacher layers named for ${mc.nLayer} student layers`);
+  }
   const model = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
   initParams(model.params, cfg.seed + 1);
   if (cfg.init.from === 'teacher') initFromTeacher(model, cfg);
@@ -139,4 +144,10 @@ function initFromTeacher(student: Transformer, cfg: DistillConfig): void {
     layers.forEach((src, i) => { if (src === Number(m[1])) renamed.set(`layers.${i}.${m[2]}`, t); });
   }
   student.params.load(renamed, `${cfg.teacher} (init.from teacher)`);
+}
+
+/** The teacher's architecture as a student preset (its compression and special tokens left out). */
+function teacherArch(dir: string): ModelPreset {
+  const { vocabSize: _v, quant: _q, sparsity: _s, attnTopK: _a, bosTokenId: _b, eosTokenId: _e, ...arch } = loadHfModelConfig(dir);
+  return arch;
 }

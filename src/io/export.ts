@@ -41,10 +41,19 @@ export interface ExportResult {
   warnings: string[];
 }
 
-/** A run directory (holding model/) or a model directory -> the model directory. */
+/**
+ * A run directory (`qkd train` / `qkd distill`, holding model/), a pipeline output (holding export/)
+ * or a model directory -> the model directory; a run without a model yet is a clear error.
+ */
 export function resolveModelDir(dir: string): string {
-  const inner = join(dir, 'model');
-  if (!existsSync(join(dir, 'model.safetensors')) && existsSync(join(inner, 'config.json'))) return inner;
+  if (existsSync(join(dir, 'model.safetensors')) || existsSync(join(dir, 'model.safetensors.index.json'))) return dir;
+  for (const inner of ['model', 'export']) if (existsSync(join(dir, inner, 'config.json'))) return join(dir, inner);
+  const cfg = join(dir, 'config.json');
+  if (existsSync(cfg)) {
+    let run = false;
+    try { const j = JSON.parse(readFileSync(cfg, 'utf8')); run = !!j && typeof j === 'object' && ('train' in j || 'distill' in j); } catch { /* not JSON: the loader says so */ }
+    if (run) throw new QkdError('E_MISSING', `${dir}: a qkd run directory without a model yet (model/ is written at the first evaluation; expected ${join(dir, 'model')})`);
+  }
   return dir;
 }
 

@@ -7,7 +7,10 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { makeModelConfig, ModelConfigSchema, type ModelConfig } from '../model/config.js';
-import { PRESETS, presetNames } from '../model/presets.js';
+import { PRESETS, presetNames, type ModelPreset } from '../model/presets.js';
+
+/** The student preset that copies the teacher's architecture. */
+export const TEACHER_PRESET = 'teacher';
 import { QkdError } from '../tensor/errors.js';
 
 /** A model in a config: a preset name plus overrides of any architecture field (the vocabulary comes from the tokenizer). */
@@ -113,11 +116,17 @@ export function makeTrainConfig(file: Record<string, unknown>, flags: Record<str
   return Object.freeze(c);
 }
 
-/** The model config of a training config for a given vocabulary size. */
-export function resolveModel(spec: ModelSpec, vocabSize: number, where: string): ModelConfig {
+/**
+ * The model config of a model spec for a given vocabulary size. `teacher` is the architecture the
+ * preset name 'teacher' stands for (a distillation student shaped like its teacher).
+ */
+export function resolveModel(spec: ModelSpec, vocabSize: number, where: string, teacher?: ModelPreset): ModelConfig {
   const { preset, ...over } = spec;
-  const base = PRESETS[preset];
-  if (!base) throw new QkdError('E_CONFIG', `${where}: model.preset: unknown preset '${preset}'`);
+  const base = preset === TEACHER_PRESET ? teacher : PRESETS[preset];
+  if (!base) {
+    throw new QkdError('E_CONFIG', preset === TEACHER_PRESET ? `${where}: model.preset: 'teacher' is known only once the teacher is loaded`
+      : `${where}: model.preset: unknown preset '${preset}'`);
+  }
   const m = { ...base, ...over, vocabSize };
   if (over.dim !== undefined || over.nHead !== undefined) {
     if (m.dim % m.nHead !== 0) {

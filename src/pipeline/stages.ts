@@ -1,0 +1,143 @@
+/**
+ * The stages of `qkd pipeline`, each a function of its inputs writing one folder of the output:
+ * tokenizer -> teacher -> (cache) -> student -> export -> eval -> bench. pipeline.ts decides which run.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../kernels/backend.js';
+import { trainBpe } from '../data/bpe.js';
+import { brownSplitText } from '../data/brown.js';
+import { encodeCached, loadTokenData, type DataSpec } from '../data/dataset.js';
+import { loadTextInputs } from '../data/text.js';
+import { loadTokenizer } from '../data/tokenizer-node.js';
+import { makeDistillConfig, type DistillConfig } from '../distill/config.js';
+import { distill, totalSteps } from '../distill/distill.js';
+import { buildTeacherCache } from '../distill/teacher.js';
+import { evaluate, type EvalResult } from '../eval/perplexity.js';
+import { decodeSpeed, type DecodeSpeed } from '../eval/speed.js';
+import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
+import { exportStudent } from '../io/export.js';
+import { loadModel } from '../io/load-model.js';
+import { loadInt8Model } from '../runtime/int8-node.js';
+import type { CausalLM } from '../runtime/generate.js';
+import { makeTrainConfig, readConfigFile } from '../train/config.js';
+import { train, type TrainHooks } from '../train/trainer.js';
+import type { PipelineConfig } from './config.js';
+
+/** What the stages share: the output folder, the config, and the backend of the training stages. */
+export interface StageContext {
+  out: string;
+  cfg: PipelineConfig;
+  be: Backend;
+  /** A 1-thread backend for the decode benchmark (batch 1, as on a device). */
+  benchBackend: () => Promise<Backend>;
+  hooks: (stage: string) => TrainHooks;
+  info: (msg: string) => void;
+}
+
+export const dataSpec = (cfg: PipelineConfig): DataSpec => cfg.text
+  ? { kind: 'text', paths: [...cfg.text], ...(cfg.valid ? { valid: [...cfg.valid] } : {}), validFraction: 0.05 }
+  : { kind: 'brown' };
+
+/** The teacher's model directory: given, or the one the teacher stage trains. */
+export const teacherDir = (c: StageContext): string => c.cfg.teacher ?? join(c.out, 'teacher', 'model');
+
+export function tokenizerStage(c: StageContext): void {
+  const texts = c.cfg.text ? loadTextInputs(c.cfg.text).map((d) => d.text) : [brownSplitText('train')];
+  c.info(`training a byte-level BPE tokenizer (vocab ${c.cfg.vocabSize})`);
+  writeDirAtomic(join(c.out, 'tokenizer'), { 'tokenizer.json': JSON.stringify(trainBpe(texts, { vocabSize: c.cfg.vocabSize })) });
+}
+
+export function teacherTrainConfig(c: StageContext) {
+  return makeTrainConfig({ ...c.cfg.train, data: dataSpec(c.cfg), tokenizer: join(c.out, 'tokenizer', 'tokenizer.json') }, {},
+    'pipeline config: train');
+}
+
+export async function teacherStage(c: StageContext, resume: boolean): Promise<void> {
+  const s = await train(teacherTrainConfig(c), c.be, join(c.out, 'teacher'), resume, c.hooks('teacher'));
+  if (s.interrupted) throw new Interrupted(s.interrupted);
+}
+
+/** The recipe with the pipeline's teacher, data and cache filled in. */
+export function studentConfig(c: StageContext, cache: string | null): DistillConfig {
+  const recipe = readConfigFile(c.cfg.recipe);
+  return makeDistillConfig({ ...recipe, ...c.cfg.distill },
+    { teacher: teacherDir(c), data: dataSpec(c.cfg), teacherCache: cache }, `${c.cfg.recipe} (pipeline)`);
+}
+
+/** Whether a teacher-logit cache pays: the student sees its windows more than once (or the config says on). */
+export function wantsCache(c: StageContext): boolean {
+  if (c.cfg.cache !== 'auto') return c.cfg.cache === 'on';
+  const dc = studentConfig(c, null);
+  if (dc.alpha >= 1) return false;
+  const tok = loadTokenizer(teacherDir(c)), windows = Math.floor((loadTokenData(dc.data, tok).train.length - 1) / dc.context);
+  return totalSteps(dc, windows) * dc.batch > windows;
+}
+
+export function cacheStage(c: StageContext): void {
+  const dc = studentConfig(c, null), tok = loadTokenizer(teacherDir(c));
+  buildTeacherCache({ teacher: teacherDir(c), out: join(c.out, 'cache'), data: dc.data, context: dc.context, k: 'all',
+    taus: [dc.tau], logitDtype: 'f16', batch: 8 }, c.be, tok);
+}
+
+export async function studentStage(c: StageContext, cache: string | null, resume: boolean): Promise<void> {
+  const s = await distill(studentConfig(c, cache), c.be, join(c.out, 'student'), resume, c.hooks('student'));
+  if (s.interrupted) throw new Interrupted(s.interrupted);
+  if (!s.best) throw new Interrupted('the student never reached its target sparsity: no model was saved');
+}
+
+export function exportStage(c: StageContext): { bytes: number; warnings: string[] } {
+  const r = exportStudent(join(c.out, 'student', 'model'), join(c.out, 'export'));
+  return { bytes: r.bytes, warnings: r.warnings };
+}
+
+/** The held-out texts the models are compared on: Brown's valid and test splits, or the validation part of the user's text. */
+function evalTexts(c: StageContext): { name: string; ids: (tokDir: string) => Int32Array }[] {
+  if (!c.cfg.text) {
+    return (['valid', 'test'] as const).map((s) => ({ name: s, ids: (d: string) => encodeCached(loadTokenizer(d), brownSplitText(s)) }));
+  }
+  return [{ name: 'valid', ids: (d: string) => loadTokenData(dataSpec(c.cfg), loadTokenizer(d)).valid }];
+}
+
+export interface EvalFile { context: number; teacher: Record<string, EvalResult>; student: Record<string, EvalResult> }
+
+export function evalStage(c: StageContext): EvalFile {
+  const { context, windows } = c.cfg.eval, texts = evalTexts(c);
+  const run = (m: CausalLM, dir: string, who: string): Record<string, EvalResult> => Object.fromEntries(texts.map((t) => {
+    const ids = t.ids(dir), n = windows > 0 ? Math.min(ids.length, windows * context) : ids.length;
+    c.info(`evaluating the ${who} on ${t.name} (${n} tokens)`);
+    return [t.name, evaluate(m, ids.subarray(0, n), { context })];
+  }));
+  const teacher = loadModel(teacherDir(c), c.be).model, student = loadInt8Model(join(c.out, 'export'), c.be).model;
+  try {
+    const out: EvalFile = { context, teacher: run(teacher, teacherDir(c), 'teacher'), student: run(student, join(c.out, 'export'), 'student export') };
+    writeStageFile(c, 'eval', 'eval.json', out);
+    return out;
+  } finally { teacher.dispose(); student.dispose(); }
+}
+
+export interface BenchFile { threads: number; prompt: number; newTokens: number; teacher: DecodeSpeed; student: DecodeSpeed }
+
+export async function benchStage(c: StageContext): Promise<BenchFile> {
+  const be = await c.benchBackend(), o = c.cfg.bench;
+  try {
+    const speed = (m: CausalLM & { dispose(): void }, who: string) => {
+      c.info(`decode speed of the ${who} (batch 1, 1 thread, ${o.prompt}-token prompt, ${o.newTokens} new tokens)`);
+      try { return decodeSpeed(m, o); } finally { m.dispose(); }
+    };
+    const out: BenchFile = { threads: 1, prompt: o.prompt, newTokens: o.newTokens,
+      teacher: speed(loadModel(teacherDir(c), be).model, 'teacher'), student: speed(loadInt8Model(join(c.out, 'export'), be).model, 'student export') };
+    writeStageFile(c, 'bench', 'bench.json', out);
+    return out;
+  } finally { await be.dispose(); }
+}
+
+function writeStageFile(c: StageContext, dir: string, name: string, value: unknown): void {
+  mkdirSync(join(c.out, dir), { recursive: true });
+  writeFileAtomic(join(c.out, dir, name), JSON.stringify(value, null, 2) + '\n');
+}
+
+/** A training stage stopped by a signal (its checkpoint is saved) or without a result. */
+export class Interrupted extends Error {}
+
+export const exists = (c: StageContext, ...p: string[]): boolean => existsSync(join(c.out, ...p));
