@@ -57,11 +57,7 @@ export async function makeBackend(name: BackendName, threads: number): Promise<B
 }
 
 // ---------------------------------------------------------------- statistics
-export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b), h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
+export { median } from '../src/eval/speed.js';
 
 /** Least-squares slope of ys against their index (units of y per step); 0 for fewer than 2 points. */
 export function slope(ys: number[]): number {

@@ -21,7 +21,9 @@ export interface DecodeSpeed {
   tokens: number[];
 }
 
+/** The median (NaN for no values). */
 export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
