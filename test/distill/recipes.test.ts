@@ -1,0 +1,41 @@
+/**
+ * Every recipe and example the project ships parses and validates (the README and docs point users at
+ * them), and the values that define each recipe are what its name says.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeDistillConfig } from '../../src/distill/config.js';
+import { makeTrainConfig, readConfigFile } from '../../src/train/config.js';
+import { makePipelineConfig } from '../../src/pipeline/config.js';
+import { fixture } from '../helpers.js';
+
+const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true })
+  .flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : /\.ya?ml$/.test(e.name) ? [join(d, e.name)] : []));
+
+test('every recipe in recipes/ validates as a distillation recipe, and says what its name says', () => {
+  const files = walk('recipes');
+  assert.ok(files.length >= 10, `${files.length} recipes`);
+  for (const f of files) {
+    const raw = readConfigFile(f);
+    const c = makeDistillConfig(raw, raw.teacher ? {} : { teacher: fixture('brown-llama-teacher') }, f);
+    const name = f.split('/').pop()!;
+    if (/int8/.test(name)) assert.equal(c.quant?.bits, 8, `${f}: int8 weights`);
+    if (/int4/.test(name)) assert.equal(c.quant?.bits, 4, `${f}: int4 weights`);
+    if (/a8/.test(name)) assert.equal(c.quant?.actBits, 8, `${f}: int8 activations`);
+    if (/sparse90/.test(name)) assert.equal(c.sparsity?.target, 0.9, `${f}: 90% sparse`);
+    if (/block(\d+)/.test(name)) assert.equal(c.sparsity?.block, Number(/block(\d+)/.exec(name)![1]), `${f}: block width`);
+    if (/-ce\.yaml$/.test(name)) assert.equal(c.alpha, 1, `${f}: labels only`);
+    if (/-kd\.yaml$/.test(name)) assert.ok(c.alpha < 1, `${f}: distillation`);
+  }
+  const rec = makeDistillConfig(readConfigFile('recipes/recommended.yaml'), { teacher: fixture('brown-llama-teacher') }, 'recommended');
+  assert.deepEqual([rec.quant?.bits, rec.quant?.embedBits, rec.sparsity?.target, rec.init.from, rec.student.preset], [8, 8, 0.9, 'teacher', 'teacher']);
+});
+
+test('the examples validate as training configs, and the default pipeline config is valid', () => {
+  for (const f of walk('examples')) makeTrainConfig(readConfigFile(f), {}, f);
+  const p = makePipelineConfig({}, {}, 'defaults');
+  assert.equal(p.recipe, 'recipes/recommended.yaml');
+  assert.equal(p.text, null);
+});
