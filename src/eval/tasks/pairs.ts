@@ -54,7 +54,9 @@ function replaced(toks: readonly Token[], i: number, w: string): Token[] {
 function detEdit(s: Sentence, i: number): Edit | null {
   const t = s.toks[i], n = s.toks[i + 1], d = DETS[t.w.toLowerCase()];
   if (!d || !n || t.tag !== d.tag || n.tag !== d.noun || !isBareWord(t) || !isBareWord(n)) return null;
-  return { sentence: s, cls: d.cls, dir: d.dir, toks: replaced(s.toks, i, d.other) };
+  const toks = replaced(s.toks, i, d.other);
+  // one class per written pair (`This`/`These` apart from `this`/`these`): both directions share its strings
+  return { sentence: s, cls: `${d.cls}:${d.dir === 'sg' ? t.w : toks[i].w}`, dir: d.dir, toks };
 }
 
 /** The subject noun phrase ending at `end` starts after something that is not a preposition or `and`. */
@@ -75,10 +77,13 @@ function verbEdit(s: Sentence, i: number, lex: Lexicon): Edit | null {
     return { sentence: s, cls: known.cls, dir: known.dir, toks: replaced(s.toks, i, known.other) };
   }
   const other = sg && v.tag === 'vbz' ? lex.vbzToVb.get(v.w) : !sg && v.tag === 'vb' ? lex.vbToVbz.get(v.w) : undefined;
-  return other === undefined ? null : { sentence: s, cls: 'lexical', dir: sg ? 'sg' : 'pl', toks: replaced(s.toks, i, other) };
+  if (other === undefined) return null;
+  // one class per verb (`takes`/`take`), so each verb is as often right in its -s form as in its base form
+  return { sentence: s, cls: sg ? v.w : other, dir: sg ? 'sg' : 'pl', toks: replaced(s.toks, i, other) };
 }
 
-const NO_SWAP_TAGS = new Set(['rb', 'rbr', 'rbt', 'ql', 'cc']);
+/** Adverbs, particles, pronouns and names move or invert grammatically (`said she`, `bump him off`). */
+const NO_SWAP_TAGS = new Set(['rb', 'rbr', 'rbt', 'ql', 'cc', 'rp', 'pps', 'ppss', 'ppo', 'ppl', 'ppls', 'np', 'nps']);
 
 function swapEdit(s: Sentence, i: number): Edit | null {
   const a = s.toks[i], b = s.toks[i + 1];
@@ -108,10 +113,11 @@ function candidates(docs: readonly Doc[], rng: Rng, edit: (s: Sentence, i: numbe
   return out;
 }
 
-function toItems(edits: readonly Edit[], rng: Rng): McItem[] {
-  return edits.map((e) => {
+/** Pairs in the order given; the original is first in every other item, so ties score exactly chance. */
+function toItems(edits: readonly Edit[]): McItem[] {
+  return edits.map((e, i) => {
     const good = e.sentence.text, bad = render(e.sentence.style, e.toks);
-    const gold = rng.int(2);
+    const gold = i % 2;
     return { context: '', choices: gold === 0 ? [good, bad] : [bad, good], gold };
   });
 }
@@ -126,7 +132,7 @@ function balancedItems(edits: readonly Edit[], n: number, rng: Rng): McItem[] {
     list.push(e);
   }
   for (const g of groups.values()) if (!g.has('sg') || !g.has('pl')) g.clear();
-  return toItems(shuffled(pickBalanced(groups, n), rng), rng);
+  return toItems(shuffled(pickBalanced(groups, n), rng));
 }
 
 export function detNounItems(docs: readonly Doc[], n: number, rng: Rng): McItem[] {
@@ -138,5 +144,5 @@ export function subjVerbItems(docs: readonly Doc[], n: number, rng: Rng, lex: Le
 }
 
 export function wordOrderItems(docs: readonly Doc[], n: number, rng: Rng): McItem[] {
-  return toItems(shuffled(candidates(docs, rng, swapEdit), rng).slice(0, n), rng);
+  return toItems(shuffled(candidates(docs, rng, swapEdit), rng).slice(0, n));
 }

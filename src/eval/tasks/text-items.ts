@@ -39,18 +39,26 @@ const separator = (flat: readonly Placed[], k: number) => (flat[k - 1].par === f
 
 const CLOZE_CONTEXT_BYTES = 300, NEXT_CONTEXT_BYTES = 200;
 
+/** The sentence's final word before its full stop: index and word, or null. */
+function finalWord(s: Sentence): { k: number; word: string } | null {
+  const n = s.toks.length, last = s.toks[n - 1];
+  if (s.style === 'brown') {
+    const w = s.toks[n - 2];
+    return last.w === '.' && w && isBareWord(w) ? { k: n - 2, word: w.w } : null;
+  }
+  return last.post === '.' && last.pre === '' && /^[A-Za-z]+$/.test(last.w) ? { k: n - 1, word: last.w } : null;
+}
+
 function clozeItem(flat: readonly Placed[], k: number): ClozeItem | null {
-  const s = flat[k].s, n = s.toks.length;
-  if (k === 0 || s.heading || n < 6) return null;
-  const last = s.toks[n - 1], word = s.toks[n - 2];
-  if (last.w !== '.' || !isBareWord(word) || word.w.length < 3) return null;
-  const prefix = render(s.style, s.toks.slice(0, n - 2));
-  if (s.text !== `${prefix} ${word.w}.`) return null;
+  const s = flat[k].s, f = finalWord(s);
+  if (k === 0 || s.heading || !f || f.k < 5 || f.word.length < 3) return null;
+  const prefix = render(s.style, s.toks.slice(0, f.k));
+  if (s.text !== `${prefix} ${f.word}.`) return null;
   const before = textBefore(flat, k, CLOZE_CONTEXT_BYTES);
   if (before === null) return null;
   const context = before + separator(flat, k) + prefix;
-  if (!new RegExp(`\\b${word.w}\\b`).test(context)) return null;
-  return { context, target: ' ' + word.w };
+  if (!new RegExp(`\\b${f.word}\\b`).test(context)) return null;
+  return { context, target: ' ' + f.word };
 }
 
 export function clozeItems(docs: readonly Doc[], n: number, rng: Rng): ClozeItem[] {
@@ -100,7 +108,8 @@ export function nextSentenceItems(docs: readonly Doc[], n: number, rng: Rng): Mc
     if (items.length >= n) break;
     const others = distractors(pool, t.entry, rng);
     if (!others) continue;
-    const gold = rng.int(4), choices = [...others];
+    // the answer takes each position in turn: a model that breaks ties by position scores chance
+    const gold = items.length % 4, choices = [...others];
     choices.splice(gold, 0, t.entry.text);
     items.push({ context: t.context, choices: choices.map((c) => t.sep + c), gold });
   }
