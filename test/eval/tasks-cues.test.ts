@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadTokenizer } from '../../src/data/tokenizer-node.js';
 import { bootstrapStderr, buildSuite, evaluateTasks, type TaskSuite } from '../../src/eval/tasks/index.js';
-import { rollingRequests } from '../../src/eval/tasks/encode.js';
+import { splitLong } from '../../src/eval/tasks/score.js';
 import type { McItem } from '../../src/eval/tasks/types.js';
 import { utf8Bytes } from '../../src/eval/tasks/util.js';
 import type { KVCache } from '../../src/model/activations.js';
@@ -124,13 +124,15 @@ test('next-sentence: four distinct choices of nearly the same length; cloze targ
   }
 });
 
-test('lm chunks longer than the model become rolling windows that predict every token once', () => {
+test('continuations longer than the model become rolling windows that predict every token once', () => {
   const ids = Array.from({ length: 300 }, (_, i) => i + 1), L = 64;
-  const reqs = rollingRequests(ids, 0, L);
-  assert.deepEqual(reqs.flatMap((r) => r.continuation), ids);
-  for (const r of reqs) assert.ok(r.context.length + r.continuation.length - 1 <= L);
-  assert.deepEqual(reqs[0].context, [0]);
-  assert.deepEqual(rollingRequests([5, 6], 0, L), [{ context: [0], continuation: [5, 6] }]);
+  const parts = splitLong({ context: [0], continuation: ids }, L);
+  assert.deepEqual(parts.flatMap((r) => r.continuation), ids);
+  for (const r of parts) assert.ok(r.context.length + r.continuation.length - 1 <= L && r.context.length >= 1);
+  assert.deepEqual(parts[0].context, [0]);
+  assert.deepEqual(parts[1].context, ids.slice(32 - 32, 32));
+  const short = { context: [0], continuation: [5, 6] };
+  assert.equal(splitLong(short, L)[0], short, 'a request that fits is kept as is (its context may be shared)');
 });
 
 test('bootstrap standard error of a proportion is close to sqrt(p(1-p)/n), and deterministic', () => {

@@ -17,7 +17,7 @@ export function requestsJson(): string {
   const suite = buildSuite({ limit: REFERENCE_ITEMS });
   const tok = loadTokenizer(fixture('brown-llama-teacher'));
   const lines: string[] = [];
-  for (const t of encodeSuite(suite, tok, 512)) {
+  for (const t of encodeSuite(suite, tok)) {
     t.spans.forEach(([s, e], item) => {
       for (let r = s; r < e; r++) {
         const q = t.requests[r - t.offset];
@@ -25,7 +25,7 @@ export function requestsJson(): string {
       }
     });
   }
-  return `{"suite": ${JSON.stringify(suite.hash)}, "maxLen": 512, "requests": [\n${lines.join(',\n')}\n]}\n`;
+  return `{"suite": ${JSON.stringify(suite.hash)}, "requests": [\n${lines.join(',\n')}\n]}\n`;
 }
 
 if (process.argv[1]?.endsWith('tasks-fixture.js')) {

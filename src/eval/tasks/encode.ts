@@ -1,9 +1,8 @@
 /**
  * Items -> log-likelihood requests for one tokenizer. Context and continuation are encoded
  * separately (as lm-evaluation-harness does); every request starts with the end-of-text token, so
- * the first word of a sentence is scored too. A long lm chunk becomes rolling windows: the first
- * predicts up to maxLen tokens from the start token, each later one maxLen/2 new tokens after the
- * maxLen/2 tokens before them.
+ * the first word of a sentence is scored too. An lm chunk is one request for all its tokens (the
+ * scorer cuts what exceeds the model's window into rolling windows).
  */
 import type { QkdTokenizer } from '../../data/tokenizer.js';
 import type { LlRequest } from './score.js';
@@ -31,17 +30,7 @@ export interface EncodedTask {
   tokens: number;
 }
 
-/** Windows covering all of `ids`, each within maxLen input tokens. */
-export function rollingRequests(ids: readonly number[], start: number, maxLen: number): LlRequest[] {
-  const first = ids.slice(0, maxLen), out: LlRequest[] = [{ context: [start], continuation: first }];
-  const ctx = Math.floor(maxLen / 2), step = maxLen - ctx;
-  for (let pos = first.length; pos < ids.length; pos += step) {
-    out.push({ context: ids.slice(pos - ctx, pos), continuation: ids.slice(pos, pos + step) });
-  }
-  return out;
-}
-
-export function encodeTask(t: Task, tok: QkdTokenizer, start: number, maxLen: number, offset: number): EncodedTask {
+export function encodeTask(t: Task, tok: QkdTokenizer, start: number, offset: number): EncodedTask {
   const e: EncodedTask = {
     name: t.name, kind: t.kind, chance: t.kind === 'lm' ? 0 : t.chance, hash: t.hash, requests: [], offset,
     spans: [], gold: [], bytes: [], chunkBytes: [], chunkWords: [], tokens: 0,
@@ -54,7 +43,7 @@ export function encodeTask(t: Task, tok: QkdTokenizer, start: number, maxLen: nu
   };
   if (t.kind === 'lm') {
     for (const it of t.items) {
-      add(rollingRequests(tok.encode(it.text), start, maxLen));
+      add([{ context: [start], continuation: tok.encode(it.text) }]);
       e.chunkBytes.push(utf8Bytes(it.text));
       e.chunkWords.push(it.text.split(/\s+/).filter((w) => w.length > 0).length);
     }

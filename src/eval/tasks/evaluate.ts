@@ -118,26 +118,23 @@ function lmResult(t: EncodedTask, scores: readonly LlScore[], R: number, rng: Rn
   };
 }
 
-const encodedCache = new WeakMap<TaskSuite, WeakMap<QkdTokenizer, Map<number, EncodedTask[]>>>();
+const encodedCache = new WeakMap<TaskSuite, WeakMap<QkdTokenizer, EncodedTask[]>>();
 
-/** The suite's requests for this tokenizer and input length (memoized per suite object). */
-export function encodeSuite(suite: TaskSuite, tokenizer: QkdTokenizer, maxLen: number): EncodedTask[] {
+/** The suite's log-likelihood requests for this tokenizer (memoized per suite and tokenizer object). */
+export function encodeSuite(suite: TaskSuite, tokenizer: QkdTokenizer): EncodedTask[] {
   let byTok = encodedCache.get(suite);
   if (!byTok) { byTok = new WeakMap(); encodedCache.set(suite, byTok); }
-  let byLen = byTok.get(tokenizer);
-  if (!byLen) { byLen = new Map(); byTok.set(tokenizer, byLen); }
-  let enc = byLen.get(maxLen);
+  let enc = byTok.get(tokenizer);
   if (!enc) {
-    if (tokenizer.eosId === undefined) {
-      throw new QkdError('E_VOCAB', 'tasks: the tokenizer has no end-of-text token to start items with');
-    }
+    const start = tokenizer.eosId;
+    if (start === undefined) throw new QkdError('E_VOCAB', 'tasks: the tokenizer has no end-of-text token to start items with');
     let offset = 0;
     enc = suite.tasks.map((t) => {
-      const e = encodeTask(t, tokenizer, tokenizer.eosId!, maxLen, offset);
+      const e = encodeTask(t, tokenizer, start, offset);
       offset += e.requests.length;
       return e;
     });
-    byLen.set(maxLen, enc);
+    byTok.set(tokenizer, enc);
   }
   return enc;
 }
@@ -151,7 +148,7 @@ export function evaluateTasks(model: CausalLM, suite: TaskSuite, opts: EvaluateT
   if (opts.tokenizer.vocabSize > model.config.vocabSize) {
     throw new QkdError('E_VOCAB', `tasks: tokenizer vocabulary of ${opts.tokenizer.vocabSize} exceeds the model's ${model.config.vocabSize}`);
   }
-  const enc = encodeSuite(suite, opts.tokenizer, maxLen);
+  const enc = encodeSuite(suite, opts.tokenizer);
   const requests: LlRequest[] = enc.flatMap((e) => e.requests);
   const scores = scoreRequests(model, requests, { maxLen, batchTokens: opts.batchTokens, onProgress: opts.onProgress });
   const rng = new Rng(opts.seed ?? 0);

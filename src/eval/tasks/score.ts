@@ -96,6 +96,20 @@ function sharedGroups(reqs: readonly LlRequest[], maxLen: number): Map<readonly 
   return groups;
 }
 
+/**
+ * A request whose continuation is longer than the model's window, as windows: each predicts the next
+ * maxLen - maxLen/2 tokens after the maxLen/2 tokens before them (the first after what context there is).
+ */
+export function splitLong(r: LlRequest, maxLen: number): LlRequest[] {
+  if (r.continuation.length <= maxLen) return [r];
+  const all = [...r.context, ...r.continuation], K = Math.floor(maxLen / 2), step = maxLen - K;
+  const out: LlRequest[] = [];
+  for (let pos = r.context.length; pos < all.length; pos += step) {
+    out.push({ context: all.slice(Math.max(0, pos - K), pos), continuation: all.slice(pos, pos + step) });
+  }
+  return out;
+}
+
 export function scoreRequests(model: CausalLM, reqs: readonly LlRequest[], opt: ScoreOptions = {}): LlScore[] {
   const V = model.config.vocabSize, L = Math.min(model.config.maxPos, opt.maxLen ?? Infinity);
   for (const r of reqs) {
@@ -103,6 +117,19 @@ export function scoreRequests(model: CausalLM, reqs: readonly LlRequest[], opt: 
       if (!(id >= 0 && id < V)) throw new QkdError('E_VOCAB', `loglikelihood: token id ${id} outside the model's vocabulary of ${V}`);
     }
   }
+  const parts: LlRequest[] = [], owner: number[] = [];
+  reqs.forEach((r, i) => { for (const p of splitLong(r, L)) { parts.push(p); owner.push(i); } });
+  const scores = scoreParts(model, parts, L, opt), out = reqs.map((): LlScore => ({ ll: 0, greedy: true }));
+  scores.forEach((s, j) => {
+    const o = out[owner[j]];
+    o.ll += s.ll;
+    o.greedy &&= s.greedy;
+  });
+  return out;
+}
+
+/** Requests that fit the window: shared contexts through the KV cache, the rest in batches. */
+function scoreParts(model: CausalLM, reqs: readonly LlRequest[], L: number, opt: ScoreOptions): LlScore[] {
   const out: LlScore[] = new Array(reqs.length), groups = sharedGroups(reqs, L);
   const shared = new Set([...groups.values()].flat());
   const rest = reqs.map((_, i) => i).filter((i) => !shared.has(i));

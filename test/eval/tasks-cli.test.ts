@@ -1,0 +1,74 @@
+/**
+ * `qkd tasks`: the JSON contract on the fixture teacher, a qkd-int8 export (with 64 positions, so
+ * contexts are cut and lm chunks roll), a user's own text, and clear errors.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildSuite } from '../../src/eval/tasks/index.js';
+import { exportStudent } from '../../src/io/export.js';
+import { fixture } from '../helpers.js';
+import { makeStudent } from '../runtime/students.js';
+
+const CLI = 'dist/src/cli/main.js';
+const TEACHER = fixture('brown-llama-teacher');
+const tmp = mkdtempSync(join(tmpdir(), 'qkd-tasks-cli-'));
+
+function qkd(...args: string[]) {
+  return spawnSync(process.execPath, [CLI, ...args, '--threads', '1'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+}
+
+function json(r: ReturnType<typeof qkd>) {
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 1, 'stdout holds exactly one JSON object');
+  return JSON.parse(lines[0]);
+}
+
+test('qkd tasks --json on the teacher: per-task acc, acc_norm, stderr, n, chance; perf; lm; hash', () => {
+  const got = json(qkd('tasks', '--model', TEACHER, '--tasks', 'agr-det-noun,word-order,lm', '--limit', '12', '--json'));
+  assert.deepEqual(Object.keys(got.tasks).sort(), ['agr-det-noun', 'word-order']);
+  for (const t of Object.values(got.tasks) as Record<string, number>[]) {
+    for (const k of ['acc', 'acc_norm', 'stderr', 'n', 'chance']) assert.equal(typeof t[k], 'number', k);
+    assert.equal(t.n, 12);
+    assert.equal(t.chance, 0.5);
+  }
+  assert.equal(got.perf, (got.tasks['agr-det-noun'].acc + got.tasks['word-order'].acc) / 2);
+  assert.equal(got.lm.n, 12);
+  assert.ok(got.lm.bits_per_byte > 1 && got.lm.bits_per_byte < 3, `bits/byte ${got.lm.bits_per_byte}`);
+  assert.equal(got.hash, buildSuite({ tasks: ['agr-det-noun', 'word-order', 'lm'], limit: 12 }).hash);
+});
+
+test('qkd tasks runs a qkd-int8 export (short context: cut contexts, rolling lm windows)', () => {
+  const student = makeStudent(join(tmp, 'student'));
+  exportStudent(student, join(tmp, 'export'));
+  const args = ['--tasks', 'cloze,next-sentence,agr-subj-verb,lm', '--limit', '6', '--json'];
+  const q = json(qkd('tasks', '--model', join(tmp, 'export'), ...args));
+  const f = json(qkd('tasks', '--model', student, ...args));
+  assert.equal(q.hash, f.hash);
+  assert.equal(q.tasks['next-sentence'].n, 6);
+  assert.ok(q.lm.tokens > 6 * 64, 'chunks longer than the 64 positions were scored');
+  // the int8 runtime and the float (fake-quantized) student agree closely on a random model
+  assert.ok(Math.abs(q.lm.bits_per_byte - f.lm.bits_per_byte) < 0.05, `${q.lm.bits_per_byte} vs ${f.lm.bits_per_byte}`);
+});
+
+test('qkd tasks --text scores a user\'s held-out text; the text output names the suite', () => {
+  const path = join(tmp, 'held-out.txt');
+  writeFileSync(path, readFileSync(fixture('brown-text', 'brown-valid.txt'), 'utf8').slice(0, 120_000));
+  const r = qkd('tasks', '--model', TEACHER, '--text', path, '--tasks', 'word-order', '--limit', '6');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^word-order\s+6\s+0\.5\s+/m);
+  assert.match(r.stdout, new RegExp(`suite ${buildSuite({ tasks: ['word-order'], limit: 6 }, { text: [path] }).hash} \\(held-out.txt\\)`));
+});
+
+test('qkd tasks: unknown task and missing text are errors with non-zero exits', () => {
+  const bad = qkd('tasks', '--model', TEACHER, '--tasks', 'cloze,nope');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /unknown task 'nope'/);
+  const missing = qkd('tasks', '--model', TEACHER, '--text', join(tmp, 'absent.txt'));
+  assert.equal(missing.status, 3);
+  assert.match(missing.stderr, /absent\.txt/);
+});
