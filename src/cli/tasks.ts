@@ -29,7 +29,7 @@ export function registerTasks(program: Command): void {
   addBackendOptions(program.command('tasks')
     .description('zero-shot language tasks by log-likelihood (cloze, next sentence, minimal pairs, bits per byte) on held-out text')
     .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json) or a qkd-int8 export')
-    .option('--tasks <names>', 'comma-separated tasks (cloze,next-sentence,agr-det-noun,agr-subj-verb,word-order,lm); default all')
+    .option('--tasks <names>', 'comma-separated tasks (cloze,next-sentence,agr-det-noun,agr-subj-verb,word-order,hypernym,lm); default all')
     .option('--text <paths...>', 'held-out text files or directories of .txt files (default: the Brown test split)')
     .option('--limit <n>', 'at most n items per task', intFlag('--limit', 1))
     .option('--seed <n>', 'seed of the suite (which items are drawn)', intFlag('--seed', 0), 0)

@@ -22,7 +22,7 @@ import { fixture } from '../helpers.js';
 
 const tok = loadTokenizer(fixture('tokenizer'));
 const V = 2048;
-const MC = ['next-sentence', 'agr-det-noun', 'agr-subj-verb', 'word-order'] as const;
+const MC = ['next-sentence', 'agr-det-noun', 'agr-subj-verb', 'word-order', 'hypernym'] as const;
 const suite = buildSuite({ tasks: [...MC] });
 
 /** A CausalLM whose logits row at each position is `row(id)` of the token there (no real network). */
@@ -56,6 +56,7 @@ const CUE_MODELS: [string, CausalLM][] = [
 for (const [label, model] of CUE_MODELS) {
   test(`a model that sees only ${label} sits at chance on every multiple-choice task`, () => {
     const r = evaluateTasks(model, suite, { tokenizer: tok, bootstrap: 200 });
+    process.stderr.write(`${label}: ${MC.map((n) => `${n} ${r.tasks[n].acc.toFixed(3)}/${r.tasks[n].acc_norm!.toFixed(3)} ± ${r.tasks[n].stderr.toFixed(3)}`).join(', ')}\n`);
     for (const name of MC) {
       const t = r.tasks[name];
       for (const [acc, se] of [[t.acc, t.stderr], [t.acc_norm!, t.stderr_norm!]]) {

@@ -7,6 +7,7 @@ import { brownHeldOut, textHeldOut, type HeldOut } from './corpus.js';
 import { brownLexicon } from './lexicon.js';
 import { detNounItems, subjVerbItems, wordOrderItems } from './pairs.js';
 import { clozeItems, lmItems, nextSentenceItems } from './text-items.js';
+import { hypernymItems } from './wordnet.js';
 import { parseSuiteConfig, type SuiteConfig, type Task, type TaskName, type TaskSuite } from './types.js';
 import { hashOf, taskRng } from './util.js';
 
@@ -21,6 +22,7 @@ const DESCRIPTIONS: Record<TaskName, string> = {
   'agr-det-noun': 'minimal pairs: demonstrative-noun number agreement (this/these, that/those)',
   'agr-subj-verb': 'minimal pairs: subject-verb number agreement (is/are, was/were, has/have, does/do, -s forms)',
   'word-order': 'minimal pairs: original sentence vs two adjacent inner words swapped',
+  'hypernym': 'WordNet: the hypernym of a common noun vs three length-matched hypernyms of other nouns',
   'lm': 'bits per byte and word-level perplexity of paragraph-aligned chunks',
 };
 
@@ -34,6 +36,10 @@ function buildTask(name: TaskName, held: HeldOut, n: number, seed: number): Task
     case 'lm': {
       const items = lmItems(docs, n, rng);
       return { name, kind: 'lm', description, items, hash: hashOf(items) };
+    }
+    case 'hypernym': {
+      const items = hypernymItems(brownLexicon(), n, rng);
+      return { name, kind: 'mc', chance: 0.25, description, items, hash: hashOf(items) };
     }
     case 'next-sentence': {
       const items = nextSentenceItems(docs, n, rng);

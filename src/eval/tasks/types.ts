@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { QkdError } from '../../tensor/errors.js';
 
-export const TASK_NAMES = ['cloze', 'next-sentence', 'agr-det-noun', 'agr-subj-verb', 'word-order', 'lm'] as const;
+export const TASK_NAMES = ['cloze', 'next-sentence', 'agr-det-noun', 'agr-subj-verb', 'word-order', 'hypernym', 'lm'] as const;
 export type TaskName = (typeof TASK_NAMES)[number];
 
 /** Multiple choice: the model scores `context + choices[i]` for every i; `gold` is the right one. */
@@ -46,7 +46,7 @@ export interface TaskSuite {
 
 /** Default number of items per task: sized so the fixture teacher evaluates well inside 2 minutes on 2 cores. */
 export const DEFAULT_SIZES: Readonly<Record<TaskName, number>> = {
-  'cloze': 400, 'next-sentence': 300, 'agr-det-noun': 400, 'agr-subj-verb': 400, 'word-order': 400, 'lm': 50,
+  'cloze': 400, 'next-sentence': 300, 'agr-det-noun': 400, 'agr-subj-verb': 400, 'word-order': 400, 'hypernym': 400, 'lm': 50,
 };
 
 const size = (n: TaskName) => z.number().int().positive().default(DEFAULT_SIZES[n]);
@@ -59,7 +59,7 @@ export const SuiteConfig = z.object({
   seed: z.number().int().nonnegative().default(0),
   sizes: z.object({
     'cloze': size('cloze'), 'next-sentence': size('next-sentence'), 'agr-det-noun': size('agr-det-noun'),
-    'agr-subj-verb': size('agr-subj-verb'), 'word-order': size('word-order'), 'lm': size('lm'),
+    'agr-subj-verb': size('agr-subj-verb'), 'word-order': size('word-order'), 'hypernym': size('hypernym'), 'lm': size('lm'),
   }).strict().default({ ...DEFAULT_SIZES }),
 }).strict();
 export type SuiteConfig = z.output<typeof SuiteConfig>;
