@@ -8,7 +8,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildSuite } from '../../src/eval/tasks/index.js';
+import { buildSuite, scoreRequests } from '../../src/eval/tasks/index.js';
+import { createBackend } from '../../src/kernels/registry.js';
+import { loadInt8Model } from '../../src/runtime/int8-node.js';
 import { exportStudent } from '../../src/io/export.js';
 import { fixture } from '../helpers.js';
 import { makeStudent } from '../runtime/students.js';
@@ -53,6 +55,22 @@ test('qkd tasks runs a qkd-int8 export (short context: cut contexts, rolling lm 
   assert.ok(q.lm.tokens > 6 * 64, 'chunks longer than the 64 positions were scored');
   // the int8 runtime and the float (fake-quantized) student agree closely on a random model
   assert.ok(Math.abs(q.lm.bits_per_byte - f.lm.bits_per_byte) < 0.05, `${q.lm.bits_per_byte} vs ${f.lm.bits_per_byte}`);
+});
+
+test('int8 runtime: the shared-context (KV cache, fused decode for 1-token steps) path equals the batched path', async () => {
+  const be = await createBackend('wasm', { threads: 1 });
+  try {
+    const { model } = loadInt8Model(join(tmp, 'export'), be);
+    const context = Array.from({ length: 20 }, (_, i) => (i * 37 + 5) % 2048);
+    const conts = [[7], [8, 9], [10, 11, 12], Array.from({ length: 30 }, (_, i) => (i * 11 + 3) % 2048), [13, 14]];
+    const shared = scoreRequests(model, conts.map((continuation) => ({ context, continuation })));
+    const apart = scoreRequests(model, conts.map((continuation) => ({ context: [...context], continuation })));
+    shared.forEach((x, i) => {
+      assert.ok(Math.abs(x.ll - apart[i].ll) < 1e-3 * Math.max(1, Math.abs(x.ll)), `choice ${i}: ${x.ll} vs ${apart[i].ll}`);
+      assert.equal(x.greedy, apart[i].greedy);
+    });
+    model.dispose();
+  } finally { await be.dispose(); }
 });
 
 test('qkd tasks --text scores a user\'s held-out text; the text output names the suite', () => {
