@@ -6,15 +6,14 @@
  */
 import { writeFileSync } from 'node:fs';
 import { loadTokenizer } from '../../src/data/tokenizer-node.js';
-import { buildSuite, encodeSuite } from '../../src/eval/tasks/index.js';
+import { buildSuite, encodeSuite, type TaskSuite } from '../../src/eval/tasks/index.js';
 import { fixture } from '../helpers.js';
 
 export const REFERENCE_ITEMS = 50;
 export const REQUESTS_PATH = 'test/fixtures/tasks/requests.json';
 
 /** One request per line: small diffs when the suite changes, and still plain JSON. */
-export function requestsJson(): string {
-  const suite = buildSuite({ limit: REFERENCE_ITEMS });
+export function requestsJson(suite: TaskSuite = buildSuite({ limit: REFERENCE_ITEMS })): string {
   const tok = loadTokenizer(fixture('brown-llama-teacher'));
   const lines: string[] = [];
   for (const t of encodeSuite(suite, tok)) {

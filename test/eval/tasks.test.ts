@@ -22,18 +22,17 @@ const ref = readJson<{ suite: string; ll: number[]; greedy: boolean[] }>('test/f
 const TOL = 1e-4;
 
 test('the suite is deterministic: same text -> same items, ids and hashes as committed', () => {
-  const a = buildSuite({ limit: REFERENCE_ITEMS }), b = buildSuite({ limit: REFERENCE_ITEMS });
-  assert.equal(a.hash, b.hash);
-  assert.deepEqual(a.tasks, b.tasks);
+  // requests.json was written by another process, earlier: equal hashes and ids mean the same items
+  const a = buildSuite({ limit: REFERENCE_ITEMS });
   assert.equal(a.hash, req.suite, 'suite hash differs from requests.json: regenerate the fixture (see make_reference.py)');
   assert.equal(ref.suite, req.suite, 'reference.json was made for another requests.json');
-  assert.equal(requestsJson(), committed, 'token ids of the requests differ from the committed ones');
+  assert.equal(requestsJson(a), committed, 'token ids of the requests differ from the committed ones');
   for (const t of a.tasks) {
     // hypernym items come in Latin squares of four
     assert.equal(t.items.length, t.name === 'hypernym' ? 48 : REFERENCE_ITEMS, `${t.name}: number of items`);
   }
-  const other = buildSuite({ limit: REFERENCE_ITEMS, seed: 1 });
-  assert.notEqual(other.hash, a.hash, 'another seed draws other items');
+  const other = buildSuite({ limit: REFERENCE_ITEMS, seed: 1, tasks: ['word-order'] });
+  assert.notEqual(other.tasks[0].hash, a.tasks.find((t) => t.name === 'word-order')!.hash, 'another seed draws other items');
 });
 
 test('per-item log-likelihoods of the teacher match PyTorch to 1e-4 (every task, 50 items each, hypernym 48)', async () => {

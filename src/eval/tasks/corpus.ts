@@ -142,8 +142,8 @@ export function plainDocs(name: string, text: string, lex: Lexicon): Doc[] {
 }
 
 /** The user's held-out files (files or directories of .txt files, as `qkd train --text` reads). */
-export function textHeldOut(paths: readonly string[], lex: Lexicon): HeldOut {
-  const inputs = loadTextInputs(paths);
+export function textHeldOut(paths: readonly string[], lexicon: () => Lexicon): HeldOut {
+  const inputs = loadTextInputs(paths), lex = lexicon(); // the files are checked before the lexicon is built
   const docs = inputs.flatMap((f) => plainDocs(f.name, f.text, lex));
   if (docs.length === 0) throw new QkdError('E_INPUT', `${paths.join(', ')}: no sentences found in the held-out text`);
   return { source: inputs.map((f) => f.name).join(','), docs };

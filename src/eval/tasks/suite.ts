@@ -56,7 +56,7 @@ function buildTask(name: TaskName, held: HeldOut, n: number, seed: number): Task
 /** Builds the selected tasks; throws E_INPUT when a task finds no item in the text. */
 export function buildSuite(config: Partial<SuiteConfig> | SuiteConfig = {}, source: SuiteSource = {}): TaskSuite {
   const cfg = parseSuiteConfig(config);
-  const held = source.text && source.text.length > 0 ? textHeldOut(source.text, brownLexicon()) : brownHeldOut();
+  const held = source.text && source.text.length > 0 ? textHeldOut(source.text, brownLexicon) : brownHeldOut();
   const tasks = cfg.tasks.map((name) => {
     const n = Math.min(cfg.sizes[name], cfg.limit ?? Infinity);
     const t = buildTask(name, held, n, cfg.seed);
