@@ -19,7 +19,7 @@ import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, parseIds, progress, warn, type BackendFlags } from './common.js';
 
 /** A float model directory (Transformer) or a qkd-int8 export (Int8Transformer, integer kernels). */
-async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: { model: CausalLM }) => Promise<T> | T): Promise<T> {
+export async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: { model: CausalLM }) => Promise<T> | T): Promise<T> {
   const be = await openBackend(flags);
   try {
     let model: CausalLM & { dispose(): void };

@@ -7,6 +7,7 @@ import { registerTrain } from './train.js';
 import { registerDistill } from './distill.js';
 import { registerExport } from './export.js';
 import { registerPipeline } from './pipeline.js';
+import { registerTasks } from './tasks.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -29,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDistill(program);
   registerExport(program);
   registerPipeline(program);
+  registerTasks(program);
   try {
     await program.parseAsync(argv);
     return 0;
