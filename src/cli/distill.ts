@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import { makeDistillConfig } from '../distill/config.js';
+import { parseTaskNames } from '../eval/tasks/index.js';
 import { distill } from '../distill/distill.js';
 import { buildTeacherCache } from '../distill/teacher.js';
 import { DataSchema, readConfigFile } from '../train/config.js';
@@ -19,6 +20,7 @@ function studentFlag(v: string | undefined): object | undefined {
 
 function distillFlags(o: Record<string, any>): Record<string, unknown> {
   const f = pickFlags(o, ['teacher', 'teacherCache', 'epochs', 'alpha', 'tau', 'lambda', 'kl', 'attnTopK']);
+  if (o.evalTasks !== undefined) f.evalTasks = parseTaskNames(o.evalTasks);
   const student = studentFlag(o.studentConfig);
   if (student) f.student = student;
   if (o.bits !== undefined || o.scheme !== undefined || o.actBits !== undefined) {
@@ -58,6 +60,7 @@ export function registerDistill(program: Command): void {
     .option('--tau <t>', 'distillation temperature', floatFlag('--tau', 1e-6))
     .option('--lambda <l>', 'entropy bonus', floatFlag('--lambda', 0))
     .option('--kl <dir>', 'forward (teacher||student) or reverse')
+    .option('--eval-tasks <names>', 'language tasks scored at each evaluation (comma-separated; docs/tasks.md)')
     .option('--attn-top-k <k>', 'sparse attention: keep the top-k scores per query', intFlag('--attn-top-k', 0))
     .option('--epochs <n>', 'epochs over the training windows (instead of --steps)', floatFlag('--epochs', 1e-6))), 'runs/student')
     .action(async (o) => {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { PRESETS, presetNames } from '../model/presets.js';
+import { TASK_NAMES } from '../eval/tasks/index.js';
 import { QkdError } from '../tensor/errors.js';
 import { mergeConfig, ModelSpecSchema, TEACHER_PRESET, TrainConfigSchema, resolveModel, zodMessage } from '../train/config.js';
 
@@ -55,6 +56,10 @@ export const DistillConfigSchema = z.object({
   quant: QuantSchema.nullable().default(null),
   sparsity: SparsitySchema.nullable().default(null),
   attnTopK: z.number().int().min(0).default(0),
+  /** Language tasks (docs/tasks.md) scored at each evaluation and logged to metrics.jsonl; null = none. */
+  evalTasks: z.array(z.enum(TASK_NAMES)).min(1).nullable().default(null),
+  /** Items per task at each evaluation. */
+  evalTasksLimit: z.number().int().positive().default(200),
   /** Student initialisation: random, or copied from the teacher (same widths; `layers[i]` = the
    *  teacher layer that student layer i starts from, default 0..nLayer-1). */
   init: z.object({

@@ -11,6 +11,7 @@ import { WindowSampler, loadTokenData } from '../data/dataset.js';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
 import { evaluate } from '../eval/perplexity.js';
+import { buildSuite, evaluateTasks, type TasksResult } from '../eval/tasks/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadHfModel, loadHfModelConfig, saveHfModel } from '../io/hf.js';
 import type { ModelPreset } from '../model/presets.js';
@@ -82,6 +83,9 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const savedConfig = student.savedConfig(cfg.attnTopK);
   const evalIds = cfg.evalWindows > 0 ? data.valid.subarray(0, cfg.evalWindows * cfg.evalContext) : data.valid;
   const nMicro = cfg.batch / cfg.microBatch;
+  const tasks = cfg.evalTasks ? buildSuite({ tasks: [...cfg.evalTasks], limit: cfg.evalTasksLimit }) : null;
+  // the student as it evaluates (effective weights refreshed by validate just before)
+  const evalExtra = tasks ? () => taskMetrics(evaluateTasks(model, tasks, { tokenizer: tok })) : undefined;
   const distillStep = (s: number) => {
     const lr = lrAt(s, { ...cfg, steps });
     if (prune && isMaskUpdateStep(s, prune)) student.updateMasks(sparsityAt(s, prune));
@@ -123,7 +127,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
       validate: () => { student.refresh(); return evaluate(model, evalIds, { context: cfg.evalContext }); },
       // a model only counts once pruning has reached its target (the masks stop changing after `end`)
       eligible: (done) => !prune || done > prune.end,
-      saveBest, hooks,
+      saveBest, evalExtra, hooks,
     });
     return { ...r, sparsity: student.sparsities() };
   } finally {
@@ -150,4 +154,11 @@ function initFromTeacher(student: Transformer, cfg: DistillConfig): void {
 function teacherArch(dir: string): ModelPreset {
   const { vocabSize: _v, quant: _q, sparsity: _s, attnTopK: _a, bosTokenId: _b, eosTokenId: _e, ...arch } = loadHfModelConfig(dir);
   return arch;
+}
+
+/** The task scores logged with an evaluation: tasks_<name> (acc, stderr) and tasks_perf. */
+function taskMetrics(r: TasksResult): Record<string, unknown> {
+  const out: Record<string, unknown> = { tasks_perf: r.perf, tasks_hash: r.hash };
+  for (const [name, t] of Object.entries(r.tasks)) out[`tasks_${name}`] = { acc: t.acc, acc_norm: t.acc_norm, stderr: t.stderr, n: t.n };
+  return out;
 }

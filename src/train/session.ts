@@ -47,6 +47,8 @@ export interface SessionSpec {
   eligible?: (done: number) => boolean;
   /** Saves the model (it just became the best). */
   saveBest: () => void;
+  /** More values to log with each evaluation (language tasks). */
+  evalExtra?: () => Record<string, unknown>;
   hooks: TrainHooks;
 }
 
@@ -72,7 +74,7 @@ export async function runSession(o: SessionSpec): Promise<TrainSummary> {
     const isBest = eligible && (best === null || r.nll < best.nll);
     if (isBest) { best = r; bestStep = done; o.saveBest(); }
     run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest,
-      ...(eligible ? {} : { before_target_sparsity: true }) });
+      ...(eligible ? {} : { before_target_sparsity: true }), ...(o.evalExtra?.() ?? {}) });
     o.hooks.onEval?.({ step: done, result: r, best: isBest });
   };
   const t0 = performance.now();

@@ -15,7 +15,7 @@ import { bootstrapStderr, buildSuite, evaluateTasks, type TaskSuite } from '../.
 import { splitLong } from '../../src/eval/tasks/score.js';
 import type { McItem } from '../../src/eval/tasks/types.js';
 import { utf8Bytes } from '../../src/eval/tasks/util.js';
-import type { KVCache } from '../../src/model/activations.js';
+import type { KVCache } from '../../src/nn/kv-cache.js';
 import type { CausalLM } from '../../src/runtime/generate.js';
 import { Rng } from '../../src/tensor/random.js';
 import { fixture } from '../helpers.js';

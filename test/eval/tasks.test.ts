@@ -11,7 +11,7 @@ import { brownSplitText } from '../../src/data/brown.js';
 import { loadTokenizer } from '../../src/data/tokenizer-node.js';
 import { buildSuite, encodeSuite, scoreRequests, type LlRequest } from '../../src/eval/tasks/index.js';
 import { createBackend } from '../../src/kernels/registry.js';
-import { loadModel } from '../../src/model/load.js';
+import { loadModel } from '../../src/io/load-model.js';
 import { fixture, readJson } from '../helpers.js';
 import { REFERENCE_ITEMS, REQUESTS_PATH, requestsJson } from './tasks-fixture.js';
 

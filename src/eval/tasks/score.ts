@@ -5,7 +5,7 @@
  */
 import type { CausalLM } from '../../runtime/generate.js';
 import { QkdError } from '../../tensor/errors.js';
-import { freeKVCache, type KVCache } from '../../model/activations.js';
+import { freeKVCache, type KVCache } from '../../nn/kv-cache.js';
 
 export interface LlRequest {
   /** Token ids before the continuation (at least one: a start token or real context). */
