@@ -6,6 +6,7 @@ import { registerInfer, registerInspect } from './infer.js';
 import { registerTrain } from './train.js';
 import { registerDistill } from './distill.js';
 import { registerExport } from './export.js';
+import { registerReport } from './report.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   registerTrain(program);
   registerDistill(program);
   registerExport(program);
+  registerReport(program);
   try {
     await program.parseAsync(argv);
     return 0;
