@@ -107,8 +107,7 @@ export function buildReport(runDir: string, be: Backend, opts: BuildOptions = {}
   if (runs.valid.length < N) notes.push(`the validation text holds only ${runs.valid.length} windows of ${context} tokens (asked for ${N})`);
   return assembleReport({
     inputs: I, teacher, student, context, windows: runs.valid.length, delta, backend: be.name, valid: runs.valid, train: runs.train,
-    trainSource: runs.train ? `first ${runs.train.length} windows of ${tx.trainSource}` : tx.trainSource,
-    validSource: `first ${runs.valid.length} windows of ${tx.validSource}`,
+    trainSource: tx.trainSource, validSource: tx.validSource,
     sumLnBits: { teacher: sumLnBits(teacher.config, teacher.spec), student: sumLnBits(student.config, student.spec) }, notes,
   });
 }

@@ -41,10 +41,11 @@ function claimsChart(r: Report): Chart | null {
   if (!shown.length) return null;
   const svg = render({
     grid: { ...grid, left: 250, right: 48 }, legend,
-    xAxis: { type: 'log', name: 'teacher / student (×)', nameLocation: 'middle', nameGap: 28, min: 1 },
+    xAxis: { type: 'log', name: 'teacher / student (×)', nameLocation: 'middle', nameGap: 28, min: 1,
+      max: 10 ** Math.ceil(Math.log10(1.5 * Math.max(10, ...shown.map((b) => b[1]!)))) },
     yAxis: { type: 'category', data: shown.map((b) => b[0]), inverse: true },
     series: [
-      { name: 'measured', type: 'bar', data: shown.map((b) => b[1]), label: { show: true, position: 'right', formatter: (p: { value: number }) => `${p.value.toFixed(1)}×` } },
+      { name: 'measured', type: 'bar', data: shown.map((b) => b[1]), label: { show: true, position: 'insideRight', color: '#fff', fontWeight: 'bold', formatter: (p: { value: number }) => `${p.value.toFixed(1)}×` } },
       { name: 'seed\'s claim', type: 'scatter', symbol: 'diamond', symbolSize: 14, data: shown.map((b) => b[2] ?? '-') },
     ],
   }, W, 220);
@@ -72,7 +73,8 @@ function pplChart(r: Report): Chart | null {
   const svg = render({
     grid, legend,
     xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28 },
-    yAxis: { type: 'value', name: 'valid ppl', scale: true },
+    yAxis: { type: 'value', name: 'valid ppl', scale: true,
+      ...(tv ? { min: Math.floor(0.95 * Math.min(Math.exp(tv.ce), ...e.validPpl)), max: Math.ceil(1.02 * Math.max(Math.exp(tv.ce), ...e.validPpl)) } : {}) },
     series: [{
       name: 'student valid ppl', type: 'line', data: zip(e.step, e.validPpl), symbolSize: 6,
       ...(tv ? { markLine: { symbol: 'none', label: { formatter: `teacher ${Math.exp(tv.ce).toFixed(2)}`, position: 'insideEndTop' },

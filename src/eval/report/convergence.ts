@@ -51,7 +51,7 @@ function summary(train: TrainPointT[], evals: EvalPointT[], tau: number, target:
   const sp = train.filter((p) => p.sparsity !== undefined);
   const toZero = lastLoss === null ? 'no training steps logged'
     : `not reached: the loss went from ${firstLoss!.toFixed(4)} to ${lastLoss.toFixed(4)} (mean of the first and last ${k} logged steps); ` +
-      'it is bounded below by α·(the data\'s entropy rate) − λ·H, not 0, so the seed\'s limit cannot hold for CE on real text';
+      'its CE part cannot fall below the entropy rate of the text (> 0 for natural language), so the limit 0 is not reachable: the curve shows a plateau, not convergence to 0';
   return {
     steps: train.length ? train[train.length - 1].step : 0, firstLoss, lastLoss, minLoss: losses.length ? Math.min(...losses) : null,
     last: { ce: part((p) => p.ce), kl, kd: kl === null ? null : tau * tau * kl, entropy: part((p) => p.entropy) },

@@ -46,7 +46,8 @@ function claimBlocks(r: Report): Block[] {
 
 function sizeRows(name: string, e: SizeEntry): string[][] {
   return [
-    [name, `${e.formula.name} = ${e.formula.expression}`, `${int(e.formula.bits)} bits`, Object.entries(e.formula.inputs).map(([k, v]) => `${k} = ${v}`).join(', ')],
+    [name, `${e.formula.name} = ${e.formula.expression}`, `${int(e.formula.bits)} bits`, Object.entries(e.formula.inputs).map(([k, v]) => `${k} = ${v}`).join(', ') +
+      (e.formula.unit === 'bits' ? '' : `: ${int(e.formula.value)} parameters × 32 bits (fp32)`)],
     ...e.exact.terms.map((t) => ['', `  ${t.term}`, `${int(t.bits)} bits`, `${int(t.params)} × ${t.bitsPerParam} bits`]),
     ['', 'exact total (every parameter × its bits)', `${int(e.exact.bits)} bits`, `${int(e.exact.params)} parameters; nonzero weights only: ${int(e.exact.nonzeroBits)} bits`],
     ['', `on disk (${e.disk.dtype})`, bytes(e.disk.bytes), `${e.disk.bitsPerParam.toFixed(2)} bits/parameter; ${Object.entries(e.disk.files).map(([f, b]) => `${f} ${int(b)}`).join(', ')}`],
@@ -86,7 +87,7 @@ function optimalityBlocks(r: Report): Block[] {
       ['bits: exact, nonzero weights only', '', '', ratio(c.bits.nonzeroRatio)],
       ['bits: the seed\'s formulas (TeacherModelSize × 32 vs StudentModelSize)', int(c.bits.formulaTeacher), int(c.bits.formulaStudent), ratio(c.bits.formulaRatio)],
     ] },
-    { kind: 'p', text: `ApproximationRatio = ${a.formula} = **${num(a.ratio)}** over ${a.windows} windows of ${a.context} tokens (${int(a.positions)} positions) of ${r.sources.validText}, with the run's α = ${a.alpha}, τ = ${a.tau}; the teacher itself would score ${num(a.teacherSelf)} (KD = 0).` },
+    { kind: 'p', text: `ApproximationRatio = ${a.formula} = **${num(a.ratio)}** over the first ${a.windows} windows of ${a.context} tokens (${int(a.positions)} positions) of ${r.sources.validText}, with the run's α = ${a.alpha}, τ = ${a.tau}; the teacher itself would score ${num(a.teacherSelf)} (KD = 0).` },
     { kind: 'table', head: ['on these windows', 'CE (nats)', 'KL(teacher_τ ‖ student_τ)', 'KD = τ²·KL', 'entropy', 'top-1', 'DistillationLoss'], rows: [
       ['student (export, int8 runtime)', num(a.student.ce), num(a.student.kl), num(a.student.kd), num(a.student.entropy), pct(a.student.top1), num(a.student.distillationLoss)],
       ['teacher', num(a.teacher.ce), '', '', '', pct(a.teacher.top1), ''],
@@ -116,7 +117,7 @@ function generalizationBlocks(r: Report): Block[] {
     { kind: 'h', level: 2, text: 'Generalization' },
     { kind: 'p', text: 'EmpiricalRisk = mean loss over the data; cells show cross-entropy (nats) / 0-1 error (1 − top-1).' },
     { kind: 'table', head: ['data', 'teacher CE / 0-1', 'student CE / 0-1', 'tokens'], rows: [
-      riskRow(`train: ${e.train.source}`, e.train.windows),
+      ...(e.train.windows.student ? [riskRow(`train: the first windows of ${e.train.source}`, e.train.windows)] : []),
       ['train: last training losses', '', `CE ${num(e.train.lastSteps.ce)}, loss ${num(e.train.lastSteps.loss)} (mean of the last ${e.train.lastSteps.steps} logged steps)`, ''],
       riskRow('held-out: the report\'s validation windows', e.heldOut.windows),
       riskRow('held-out: valid (eval/eval.json, whole text)', e.heldOut.valid),
