@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { buildReport } from '../eval/report/build.js';
 import { writeReport } from '../eval/report/write.js';
-import { addBackendOptions, floatFlag, intFlag, openBackend, progress } from './common.js';
+import { addBackendOptions, floatFlag, intFlag, openBackend, progress, type Progress } from './common.js';
 
 export function registerReport(program: Command): void {
   addBackendOptions(program.command('report')
@@ -17,15 +17,18 @@ export function registerReport(program: Command): void {
     .option('--force', 'replace an existing --out folder that is not a report'))
     .action(async (o) => {
       const be = await openBackend(o);
-      const bar = progress('report');
+      let bar: Progress | null = null, phase = '';
       let r;
       try {
         r = buildReport(o.run, be, {
           windows: o.windows, context: o.context, delta: o.delta, noTrainWindows: o.trainWindows === false,
-          onProgress: (_what, d, n) => bar.update(d, n),
+          onProgress: (what, d, n) => {
+            if (what !== phase) { bar?.stop(); bar = progress(`report: ${what}`); phase = what; }
+            bar!.update(d, n);
+          },
         });
       } finally {
-        bar.stop();
+        (bar as Progress | null)?.stop();
         await be.dispose();
       }
       const out = o.out ?? join(o.run, 'report');

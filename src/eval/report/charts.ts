@@ -26,6 +26,8 @@ function render(option: Record<string, unknown>, width = W, height = H): string 
   }
 }
 
+/** 1, 2 or 5 times a power of ten, at least x. */
+const niceCeil = (x: number) => { const p = 10 ** Math.floor(Math.log10(x)); return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= x)!; };
 const zip = (xs: number[], ys: (number | null)[]) => xs.map((x, i) => [x, ys[i]]);
 const grid = { left: 64, right: 24, top: 48, bottom: 48, containLabel: false };
 const legend = { top: 8, left: 'center' };
@@ -58,7 +60,7 @@ function lossChart(r: Report): Chart | null {
   const line = (name: string, ys: (number | null)[]) => ({ name, type: 'line', showSymbol: false, data: zip(s.step, ys), connectNulls: true });
   const svg = render({
     grid, legend,
-    xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28, max: 'dataMax' },
+    xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28 },
     yAxis: { type: 'value', name: 'nats', scale: true },
     series: [line('loss', s.loss), line('CE', s.ce), line('KL (τ)', s.kl), line('entropy H', s.entropy)],
   });
@@ -89,7 +91,7 @@ function sparsityChart(r: Report): Chart | null {
   if (!s.sparsity.some((x) => x !== null) && !s.lr.some((x) => x !== null)) return null;
   const svg = render({
     grid: { ...grid, right: 72 }, legend,
-    xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28, max: 'dataMax' },
+    xAxis: { type: 'value', name: 'step', nameLocation: 'middle', nameGap: 28 },
     yAxis: [{ type: 'value', name: 'sparsity', min: 0, max: 1 }, { type: 'value', name: 'learning rate', splitLine: { show: false } }],
     series: [
       { name: 'sparsity', type: 'line', showSymbol: false, data: zip(s.step, s.sparsity) },
@@ -105,7 +107,7 @@ function approxChart(r: Report): Chart {
   const svg = render({
     grid, legend,
     xAxis: { type: 'category', name: 'window', nameLocation: 'middle', nameGap: 28, data: a.perWindow.map((_, i) => String(i)) },
-    yAxis: { type: 'value', name: 'exp(−α·CE − (1−α)·KD)', min: 0 },
+    yAxis: { type: 'value', name: 'exp(−α·CE − (1−α)·KD)', min: 0, max: (v: { max: number }) => niceCeil(1.1 * Math.max(v.max, a.teacherSelf)) },
     series: [{
       name: 'per window', type: 'bar', data: a.perWindow.map((w) => w.ratio),
       markLine: { symbol: 'none', data: [
