@@ -26,7 +26,7 @@ import { BENCH, DISTILL, EVAL, makeTinyPipeline } from './report-fixture.js';
 
 const CLI = 'dist/src/cli/main.js';
 const tmp = mkdtempSync(join(tmpdir(), 'qkd-report-'));
-const RUN = join(tmp, 'run'), TEACHER = fixture('tiny-llama'), T = 64, N = 8;
+const RUN = join(tmp, 'run'), TEACHER = fixture('tiny-llama'), T = 64, N = 8, V = 2048;
 let r: Report;
 
 function qkd(...args: string[]) {
@@ -87,14 +87,20 @@ test('size in bits: every parameter × its bits, counted from the safetensors he
 test('multiply-adds per token: nonzeros of the student\'s masks, dense teacher, attention at the stated context', () => {
   const { h, data } = header(join(RUN, 'student', 'model', 'model.safetensors'));
   const cfg = JSON.parse(readFileSync(join(RUN, 'student', 'model', 'config.json'), 'utf8'));
-  let nnz = 0, dense = 0;
+  let nnz = 0, dense = 0, linNnz = 0, linRows = 0, zeros = 0;
   for (const [name, e] of Object.entries(h)) {
     if (!LINEAR.test(name) && !/embed_tokens\.weight$/.test(name)) continue; // tied head: the embedding
     assert.equal(e.dtype, 'F32');
     const w = new Float32Array(data.buffer.slice(data.byteOffset + e.data_offsets[0], data.byteOffset + e.data_offsets[1]));
-    for (const x of w) if (x !== 0) nnz++;
-    dense += w.length;
+    let z = 0;
+    for (const x of w) if (x !== 0) z++;
+    nnz += z; dense += w.length; zeros += w.length - z;
+    if (LINEAR.test(name)) { linNnz += z; linRows += e.shape[0]; }
   }
+  // pruned weights cost no bits in the nonzero count; the formula's k is the mean nonzeros per linear row
+  assert.equal(r.complexity.size.student.exact.nonzeroBits, r.complexity.size.student.exact.bits - 8 * zeros);
+  const k = linNnz / linRows, sf = r.complexity.compute.student.formula;
+  close(sf.value, cfg.num_hidden_layers * cfg.num_attention_heads * cfg.hidden_size * k * 8, 1e-12, 'StudentModelCompute');
   const c = r.complexity.compute.context;
   assert.equal(c, r.settings.context);
   const att = (L: number, H: number, hd: number) => L * H * hd * 2 * c;
@@ -123,7 +129,12 @@ test('ApproximationRatio and the window risks equal an independent computation o
       const s = student.forward(x, 1, T).slice(), t = teacher.forward(x, 1, T).slice();
       const l = distillationLoss(s, y, { kind: 'full', logits: t }, { alpha: DISTILL.alpha, tau: DISTILL.tau, lambda: 0 }, null);
       const tce = distillationLoss(t, y, null, { alpha: 1, tau: 1, lambda: 0 }, null).ce;
-      return { ce: l.ce, kl: l.kl, entropy: l.entropy, tce };
+      const hits = (z: Float32Array) => y.reduce((c, yi, i) => {
+        if (yi < 0) return c;
+        const row = z.subarray(i * V, (i + 1) * V);
+        return c + (row.indexOf(Math.max(...row)) === yi ? 1 : 0);
+      }, 0);
+      return { ce: l.ce, kl: l.kl, entropy: l.entropy, tce, sHits: hits(s), tHits: hits(t) };
     });
   };
   const valid = run(join(RUN, 'text', 'valid.txt')), train = run(join(RUN, 'text', 'train.txt'));
@@ -141,6 +152,10 @@ test('ApproximationRatio and the window risks equal an independent computation o
   close(e.heldOut.windows.teacher!.ce, mean(valid.map((w) => w.tce)), 1e-5, 'held-out teacher CE');
   close(e.train.windows.student!.ce, mean(train.map((w) => w.ce)), 1e-5, 'train student CE');
   close(e.train.windows.teacher!.ce, mean(train.map((w) => w.tce)), 1e-5, 'train teacher CE');
+  // top-1 from argmax of the ts logits (the wasm logits may flip a near-tie: one position of slack)
+  const pos = N * (T - 1), sum = (xs: number[]) => xs.reduce((p, q) => p + q, 0);
+  assert.ok(Math.abs(a.student.top1 * pos - sum(valid.map((w) => w.sHits))) <= 1, 'student top-1 on the windows');
+  assert.ok(Math.abs((1 - e.heldOut.windows.teacher!.zeroOne) * pos - sum(valid.map((w) => w.tHits))) <= 1, 'teacher top-1 on the windows');
   teacher.dispose(); student.dispose();
 });
 
