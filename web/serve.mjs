@@ -1,11 +1,13 @@
 // Static server for the browser demo: serves the repository root (dist/, node_modules/, web/) with the
 // cross-origin isolation headers (COOP/COEP) that SharedArrayBuffer, and so the wasm backend's worker
-// threads, need. Optionally mounts one model directory (a `qkd export` output) at /model/.
+// threads, need. Optionally mounts one model directory (a `qkd export` output) at /model/, and a
+// `qkd report` folder at /report/; --run OUT (a `qkd pipeline` output) mounts OUT/export and OUT/report
+// and opens web/report.html (the student beside its report).
 //
-//   node web/serve.mjs [--port 8080] [--host 127.0.0.1] [--model DIR] [--no-isolation]
+//   node web/serve.mjs [--port 8080] [--host 127.0.0.1] [--model DIR] [--report DIR | --run OUT] [--no-isolation]
 //
 // --port 0 picks a free port. --no-isolation leaves the headers out (to see the 1-thread fallback).
-// Also importable: startServer({ root, port, host, model, isolate }) -> { url, port, close() }.
+// Also importable: startServer({ root, port, host, model, report, isolate }) -> { url, port, close() }.
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -27,11 +29,12 @@ function within(base, rel) {
   return p === base || p.startsWith(base + sep) ? p : null;
 }
 
-function mapPath(urlPath, root, model) {
+function mapPath(urlPath, root, model, report) {
   let rel;
   try { rel = decodeURIComponent(urlPath); } catch { return null; }
   if (rel.includes('\0')) return null;
   if (model && (rel === '/model' || rel.startsWith('/model/'))) return within(model, rel.slice('/model'.length) || '/');
+  if (report && (rel === '/report' || rel.startsWith('/report/'))) return within(report, rel.slice('/report'.length) || '/');
   return within(root, rel);
 }
 
@@ -40,7 +43,7 @@ function send(res, code, text, headers) {
   res.end(text + '\n');
 }
 
-async function handle(req, res, root, model, isolate) {
+async function handle(req, res, root, model, isolate, report) {
   const headers = { 'Cache-Control': 'no-store' };
   if (isolate) {
     headers['Cross-Origin-Opener-Policy'] = 'same-origin';
@@ -50,7 +53,7 @@ async function handle(req, res, root, model, isolate) {
   if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed', headers);
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname === '/') { res.writeHead(302, { ...headers, Location: '/web/' }); return res.end(); }
-  let file = mapPath(url.pathname, root, model);
+  let file = mapPath(url.pathname, root, model, report);
   if (file === null) return send(res, 403, 'forbidden', headers);
   let st = await stat(file).catch(() => null);
   if (st?.isDirectory()) {
@@ -65,28 +68,31 @@ async function handle(req, res, root, model, isolate) {
 }
 
 /** Starts the server; resolves once it listens. */
-export function startServer({ root = ROOT, port = 8080, host = '127.0.0.1', model = null, isolate = true } = {}) {
-  const base = resolve(root), mdir = model ? resolve(model) : null;
+export function startServer({ root = ROOT, port = 8080, host = '127.0.0.1', model = null, report = null, isolate = true } = {}) {
+  const base = resolve(root), mdir = model ? resolve(model) : null, rdir = report ? resolve(report) : null;
   const server = createServer((req, res) => {
-    handle(req, res, base, mdir, isolate).catch((e) => { if (!res.headersSent) send(res, 500, String(e), {}); else res.destroy(); });
+    handle(req, res, base, mdir, isolate, rdir).catch((e) => { if (!res.headersSent) send(res, 500, String(e), {}); else res.destroy(); });
   });
   return new Promise((ok, fail) => {
     server.once('error', fail);
     server.listen(port, host, () => {
       const p = server.address().port, h = host.includes(':') ? `[${host}]` : host;
-      const url = `http://${h}:${p}/web/${mdir ? '?model=/model/' : ''}`;
+      const url = rdir ? `http://${h}:${p}/web/report.html?${mdir ? 'model=/model/&' : ''}report=/report/`
+        : `http://${h}:${p}/web/${mdir ? '?model=/model/' : ''}`;
       ok({ url, port: p, close: () => new Promise((done) => { server.closeAllConnections(); server.close(() => done()); }) });
     });
   });
 }
 
 function parseArgs(argv) {
-  const o = { port: 8080, host: '127.0.0.1', model: null, isolate: true };
+  const o = { port: 8080, host: '127.0.0.1', model: null, report: null, isolate: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], v = () => { if (i + 1 >= argv.length) throw new Error(`${a} needs a value`); return argv[++i]; };
     if (a === '--port') o.port = Number(v());
     else if (a === '--host') o.host = v();
     else if (a === '--model') o.model = v();
+    else if (a === '--report') o.report = v();
+    else if (a === '--run') { const d = v(); o.model = join(d, 'export'); o.report = join(d, 'report'); }
     else if (a === '--no-isolation') o.isolate = false;
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown option ${a}`);
@@ -99,7 +105,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   let o;
   try { o = parseArgs(process.argv.slice(2)); } catch (e) { console.error(`serve: ${e.message}`); process.exit(2); }
   if (o.help) {
-    console.log('usage: node web/serve.mjs [--port 8080] [--host 127.0.0.1] [--model EXPORT_DIR] [--no-isolation]');
+    console.log('usage: node web/serve.mjs [--port 8080] [--host 127.0.0.1] [--model EXPORT_DIR] [--report REPORT_DIR | --run PIPELINE_OUT] [--no-isolation]');
     process.exit(0);
   }
   const s = await startServer(o).catch((e) => { console.error(`serve: ${e.message}`); process.exit(1); });

@@ -8,6 +8,7 @@ import { registerDistill } from './distill.js';
 import { registerExport } from './export.js';
 import { registerPipeline } from './pipeline.js';
 import { registerTasks } from './tasks.js';
+import { registerReport } from './report.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -31,6 +32,7 @@ export async function main(argv: string[]): Promise<number> {
   registerExport(program);
   registerPipeline(program);
   registerTasks(program);
+  registerReport(program);
   try {
     await program.parseAsync(argv);
     return 0;
