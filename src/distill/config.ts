@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { PRESETS, presetNames } from '../model/presets.js';
 import { QkdError } from '../tensor/errors.js';
 import { TrainConfigSchema, resolveModel } from '../train/config.js';
+import { checkWarmup } from '../train/guard.js';
 
 export const QuantSchema = z.object({
   /** Weight bits of the linear layers (Q, K, V, O, FFN). */
@@ -79,6 +80,7 @@ export function makeDistillConfig(file: Record<string, unknown>, flags: Record<s
   const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
   if (!(String(c.student.preset) in PRESETS)) bad('student.preset', `unknown preset '${c.student.preset}' (known: ${presetNames().join(', ')})`);
   if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
+  if (c.epochs === null) checkWarmup(c.warmup, c.steps, where); // with epochs: checked once the steps are known
   if (c.sparsity && c.sparsity.start > c.sparsity.end) bad('sparsity.start', `${c.sparsity.start} is after sparsity.end ${c.sparsity.end}`);
   if (c.sparsity?.granularity === 'nm' && c.sparsity.n >= c.sparsity.m) bad('sparsity.n', `${c.sparsity.n} must be below m ${c.sparsity.m}`);
   const m = resolveModel({ model: c.student as never }, 256, `${where}: student`);

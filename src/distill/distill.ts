@@ -24,6 +24,8 @@ import { AdamW } from '../train/optim.js';
 import { RunDir } from '../train/run.js';
 import { lrAt } from '../train/schedule.js';
 import { runLoop } from '../train/loop.js';
+import { checkFiniteEval, checkRunPlan } from '../train/guard.js';
+import { paramCount } from '../model/config.js';
 import type { TrainHooks, TrainSummary } from '../train/trainer.js';
 import { compressedConfig, CompressedWeights } from './compress.js';
 import type { DistillConfig } from './config.js';
@@ -59,6 +61,8 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   info(`data: ${data.source}: ${data.train.length} training tokens (${sampler.windows} windows of ${cfg.context}), ` +
     `${steps} steps; teacher: ${teacherSrc.describe}`);
   const mc = resolveModel({ model: cfg.student as never }, teacherSrc.vocabSize, 'distill config: student');
+  checkRunPlan({ where: 'distill', dir: run.dir, steps, warmup: cfg.warmup, evalContext: cfg.evalContext, params: paramCount(mc),
+    validTokens: cfg.evalWindows > 0 ? Math.min(data.valid.length, cfg.evalWindows * cfg.evalContext) : data.valid.length });
   const student = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
   initParams(student.params, cfg.seed + 1);
   const comp = new CompressedWeights(student, cfg);
@@ -85,6 +89,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const evaluateAt = (done: number) => {
     comp.refresh();
     const r = evaluate(student, evalIds, { context: cfg.evalContext });
+    checkFiniteEval(r, done, 'distill');
     // a model only counts once pruning has reached its target (the masks stop changing after `end`)
     const eligible = !prune || done > prune.end;
     const isBest = eligible && (best === null || r.nll < best.nll);

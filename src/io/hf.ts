@@ -2,12 +2,14 @@
  * Hugging Face model directory <-> engine: config.json + safetensors weights (single or sharded,
  * f32/f16/bf16) in, internal parameter names and float32 tensors out, and back.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { QkdError } from '../tensor/errors.js';
 import { makeModelConfig, paramLayout, type ModelConfig } from '../model/config.js';
 import { writeDirAtomic } from './atomic.js';
-import { encodeCheckpoint, INDEX_FILE, readCheckpointDir, SINGLE_FILE, type Checkpoint } from './hf-checkpoint.js';
+import { readRegularJson } from './read-file.js';
+import { checkpointBytes, encodeCheckpoint, INDEX_FILE, readCheckpointDir, SINGLE_FILE, type Checkpoint } from './hf-checkpoint.js';
+import { checkModelLimits } from '../model/limits.js';
 import { hfConfigFor, parseHfConfig, type ParsedHfConfig, type SaveDtype } from './hf-config.js';
 import { hfLinks, IGNORED_HF, joinHf, splitHf, type Link } from './hf-names.js';
 import type { TensorToWrite } from './safetensors.js';
@@ -30,11 +32,7 @@ function readJson(path: string, required: boolean): unknown {
     if (required) throw new QkdError('E_MISSING', `${path}: not found`);
     return undefined;
   }
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new QkdError('E_FORMAT', `${path}: not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  return readRegularJson(path, basename(path));
 }
 
 function sameShape(a: number[], b: number[]): boolean {
@@ -126,7 +124,9 @@ function settleLlamaBias(parsed: ParsedHfConfig, config: ModelConfig, loaded: Lo
 export function loadHfModelConfig(dir: string): ModelConfig {
   const configPath = join(dir, 'config.json');
   const parsed = parseHfConfig(readJson(configPath, true), configPath, undefined);
-  return makeModelConfig(parsed.input, configPath);
+  const config = makeModelConfig(parsed.input, configPath);
+  checkModelLimits(config, configPath);
+  return config;
 }
 
 /** Loads a Hugging Face (or qkd-student) model directory into engine tensors. */
@@ -143,6 +143,8 @@ export function loadHfModel(dir: string): LoadedHfModel {
   const parsed = parseHfConfig(hfConfig, configPath, gen);
   warnings.push(...parsed.warnings);
   const config = makeModelConfig(parsed.input, configPath);
+  // before any allocation sized by the config: caps, weights that fit their files, RoPE tables
+  checkModelLimits(config, configPath, checkpointBytes(dir));
   const ckpt = readCheckpointDir(dir);
   warnings.push(...ckpt.warnings);
   const optional = { attn: !parsed.llamaBias.attn, mlp: !parsed.llamaBias.mlp };
