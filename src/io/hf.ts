@@ -47,18 +47,18 @@ function resolveName(ckpt: Checkpoint, link: Link): string | null {
 
 interface Loaded { tensors: Map<string, Float32Array>; used: Set<string>; dtype: string; warnings: string[] }
 
-function loadLinks(ckpt: Checkpoint, links: Link[]): Loaded {
-  const tensors = new Map<string, Float32Array>();
-  const used = new Set<string>(), warnings: string[] = [];
-  const dtypes = new Map<string, number>();
-  for (const link of links) {
+/**
+ * Every required tensor present with the config's shape and a float dtype, checked before anything
+ * is allocated: so every size the config implies for the weights is backed by the file.
+ */
+function checkLinks(ckpt: Checkpoint, links: Link[]): (string | null)[] {
+  return links.map((link) => {
     const name = resolveName(ckpt, link);
     if (name === null) {
       if (!link.optional) {
         throw new QkdError('E_MISSING', `${ckpt.source}: tensor "${link.prefix}${link.hf}" (for ${link.parts.map((p) => p.name).join(', ')}) not found`);
       }
-      for (const p of link.parts) tensors.set(p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1)));
-      continue;
+      return null;
     }
     const t = ckpt.get(name);
     if (!sameShape(t.shape, link.hfShape)) {
@@ -67,6 +67,22 @@ function loadLinks(ckpt: Checkpoint, links: Link[]): Loaded {
     if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
       throw new QkdError('E_UNSUPPORTED', `${t.file}: tensor "${name}" has dtype ${t.dtype}; only F32, F16 and BF16 weights can be imported`);
     }
+    return name;
+  });
+}
+
+function loadLinks(ckpt: Checkpoint, links: Link[]): Loaded {
+  const tensors = new Map<string, Float32Array>();
+  const used = new Set<string>(), warnings: string[] = [];
+  const dtypes = new Map<string, number>();
+  const names = checkLinks(ckpt, links);
+  for (const [i, link] of links.entries()) {
+    const name = names[i];
+    if (name === null) {
+      for (const p of link.parts) tensors.set(p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1)));
+      continue;
+    }
+    const t = ckpt.get(name);
     const data = ckpt.getF32(name);
     let bad = 0;
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
@@ -125,7 +141,7 @@ export function loadHfModelConfig(dir: string): ModelConfig {
   const configPath = join(dir, 'config.json');
   const parsed = parseHfConfig(readJson(configPath, true), configPath, undefined);
   const config = makeModelConfig(parsed.input, configPath);
-  checkModelLimits(config, configPath);
+  checkModelLimits(config, configPath, 0);
   return config;
 }
 
@@ -143,8 +159,8 @@ export function loadHfModel(dir: string): LoadedHfModel {
   const parsed = parseHfConfig(hfConfig, configPath, gen);
   warnings.push(...parsed.warnings);
   const config = makeModelConfig(parsed.input, configPath);
-  // before any allocation sized by the config: caps, weights that fit their files, RoPE tables
-  checkModelLimits(config, configPath, checkpointBytes(dir));
+  // before any allocation sized by the config: caps and RoPE tables (the weights' shapes: checkLinks)
+  checkModelLimits(config, configPath, checkpointBytes(dir)?.bytes ?? 0);
   const ckpt = readCheckpointDir(dir);
   warnings.push(...ckpt.warnings);
   const optional = { attn: !parsed.llamaBias.attn, mlp: !parsed.llamaBias.mlp };

@@ -3,8 +3,10 @@
  * config.json (head_dim 65536, max_position_embeddings 2^30, ...) must fail with a message naming the
  * file and the field, never allocate gigabytes or crash in a typed-array constructor. Three rules:
  *   1. every dimension under a hard cap (far above any model this toolkit is for);
- *   2. what the config says the weights file holds must fit in that file (params x the smallest
- *      item size a weight can be stored at), so weights-derived memory is bounded by the file size;
+ *   2. what the config says the weights file holds must be in that file before anything is
+ *      allocated from it: the float reader checks every tensor's shape and dtype first (io/hf.ts),
+ *      the export reader the bytes its quantization block describes (io/export-read.ts), so all
+ *      weights-derived memory is bounded by the file's size;
  *   3. memory not backed by the file stays within a budget: RoPE tables at load within
  *      max(256 MiB, 4 x the weights' bytes); the activations and KV cache of one forward (eval, logits,
  *      generate: checked by the command before it runs) within max(1 GiB, 8 x the weights' bytes).
@@ -58,29 +60,6 @@ export function checkDimLimits(c: ModelConfig, file: string): void {
   }
 }
 
-/** Weight groups of a config: elements each would hold (biases left out: a loader may zero-fill them). */
-function weightGroups(c: ModelConfig): { what: string; n: number }[] {
-  const f = (d: Dim) => fieldName(c, d), C = c.dim, qd = c.nHead * c.headDim, kvd = c.nKVHead * c.headDim;
-  const perLayer = C * (qd + 2 * kvd) + qd * C + (c.gated ? 3 : 2) * c.ffnDim * C + 2 * C;
-  return [
-    { what: `${f('vocabSize')} x ${f('dim')}${c.tieEmbeddings ? '' : ' (x2: untied head)'}`, n: c.vocabSize * C * (c.tieEmbeddings ? 1 : 2) },
-    { what: `${f('maxPos')} x ${f('dim')} (learned positions)`, n: c.pos === 'learned' ? c.maxPos * C : 0 },
-    { what: `${f('nLayer')} x (${f('nHead')}, ${f('nKVHead')}, ${f('headDim')}, ${f('ffnDim')}, ${f('dim')})`, n: c.nLayer * perLayer },
-  ];
-}
-
-/**
- * Rule 2: the config's weights fit in `weightBytes` at `minBytes` per element (2 for F16/BF16
- * checkpoints). The message names the group (and so the fields) that claims the most.
- */
-export function checkWeightsFit(c: ModelConfig, file: string, weightsFile: string, weightBytes: number, minBytes = 2): void {
-  const groups = weightGroups(c), total = groups.reduce((s, g) => s + g.n, 0);
-  if (total * minBytes <= weightBytes) return;
-  const big = groups.reduce((a, b) => (b.n > a.n ? b : a));
-  throw new QkdError('E_FORMAT', `${file}: the config describes ${total} weights (${big.what} = ${big.n} of them), at least ` +
-    `${fmtBytes(total * minBytes)}, but ${weightsFile} has ${fmtBytes(weightBytes)}: a corrupt or mismatched config`);
-}
-
 /** Rule 3 at load: RoPE tables (maxPos x headDim floats) within the budget. */
 export function checkLoadMemory(c: ModelConfig, file: string, weightBytes: number): void {
   const rope = c.pos === 'rope' ? 4 * c.maxPos * c.headDim : 0, budget = memoryBudget(weightBytes);
@@ -90,11 +69,10 @@ export function checkLoadMemory(c: ModelConfig, file: string, weightBytes: numbe
   }
 }
 
-/** Every load-time rule: caps, weights that fit their file (when its size is known), RoPE tables. */
-export function checkModelLimits(c: ModelConfig, file: string, weights?: { file: string; bytes: number; minBytes?: number }): void {
+/** The load-time rules of a config whose weights file has `weightBytes` bytes: caps, RoPE tables. */
+export function checkModelLimits(c: ModelConfig, file: string, weightBytes: number): void {
   checkDimLimits(c, file);
-  if (weights) checkWeightsFit(c, file, weights.file, weights.bytes, weights.minBytes);
-  checkLoadMemory(c, file, weights?.bytes ?? 0);
+  checkLoadMemory(c, file, weightBytes);
 }
 
 /** Bytes of activations (+ KV cache) one forward of B x T tokens allocates (float Transformer layout). */
