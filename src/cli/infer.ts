@@ -65,9 +65,9 @@ export function registerInfer(program: Command): void {
     .option('--json', 'print one JSON object {ppl, nll, top1, tokens} on stdout'))
     .action(async (o) => {
       const { tok, path } = commandTokenizer(o);
-      const ids = encodeTextFile(tok, o.text); // streamed in bounded pieces: memory follows the token count
       await withModel(o.model, o, ({ model, fits }) => {
         checkTokenizerFits(tok, model.config.vocabSize, path);
+        const ids = encodeTextFile(tok, o.text); // streamed in bounded pieces: memory follows the token count
         fits('eval', Math.max(1, Math.min(o.batch, Math.floor(ids.length / o.context))), o.context);
         const bar = progress('eval', ' windows');
         const t0 = performance.now();

@@ -102,10 +102,9 @@ function checkInputs(out: string, r: OutDirRequest): void {
   const o = realish(out);
   const cwd = realish(process.cwd());
   if (isWithin(cwd, o)) refuse(`--out ${out}: is (or contains) the current directory; refusing to write there`);
-  for (const input of r.inputs ?? []) {
-    if (!input) continue;
-    const i = realish(input);
-    if (i === o) refuse(`--out ${out}: is the input ${input}; refusing to write over what the command reads`);
+  const inputs = (r.inputs ?? []).filter((i): i is string => !!i).map((i) => [i, realish(i)] as const);
+  for (const [input, i] of inputs) if (i === o) refuse(`--out ${out}: is the input ${input}; refusing to write over what the command reads`);
+  for (const [input, i] of inputs) {
     if (isWithin(i, o)) refuse(`--out ${out}: contains the input ${input}; refusing to replace what the command reads`);
     if (isWithin(o, i)) refuse(`--out ${out}: lies inside the input ${input}; refusing to write into what the command reads`);
   }

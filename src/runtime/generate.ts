@@ -84,11 +84,11 @@ export function checkGenerateRequest(config: Pick<ModelConfig, 'maxPos'>, prompt
   if (promptTokens === 0) throw new QkdError('E_INPUT', 'generate: the prompt is empty (no tokens)');
   const maxPos = config.maxPos, maxNew = o.maxNewTokens ?? 64;
   if (promptTokens >= maxPos) {
-    throw new QkdError('E_INPUT', `generate: prompt of ${promptTokens} tokens leaves no room in ${maxPos} positions`);
+    throw new QkdError('E_INPUT', `generate: prompt of ${promptTokens} tokens leaves no room for new tokens in ${maxPos} positions`);
   }
   if (!Number.isSafeInteger(maxNew) || maxNew < 1) bad(`max-new-tokens ${maxNew} is not a positive integer`);
   if (promptTokens + maxNew > maxPos) {
-    bad(`max-new-tokens ${maxNew}: the prompt's ${promptTokens} tokens plus ${maxNew} new ones exceed the model's context of ` +
+    bad(`max-new-tokens ${maxNew}: the prompt's ${promptTokens} token(s) plus ${maxNew} new ones exceed the model's context of ` +
       `${maxPos} positions (at most ${maxPos - promptTokens} new tokens)`);
   }
   const rp = o.repetitionPenalty;
