@@ -21,15 +21,13 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { exportStudent } from '../src/io/export.js';
 import { parseExport } from '../src/io/export-read.js';
-import { configChecksum, QuantizationSchema } from '../src/io/export-format.js';
-import { parseHfConfig } from '../src/io/hf-config.js';
 import { TsBackend } from '../src/kernels/ts/backend.js';
-import { makeModelConfig } from '../src/model/config.js';
 import { memoryBudget } from '../src/model/limits.js';
 import { loadModel } from '../src/model/load.js';
 import { rng } from '../src/runtime/generate.js';
 import { Int8Transformer } from '../src/runtime/int8-model.js';
 import { QkdError } from '../src/tensor/errors.js';
+import { rechecksum } from '../test/hostile/models.js';
 
 type Json = Record<string, unknown>;
 interface Base { name: string; kind: 'float' | 'export'; dir: string; config: Json; weightBytes: number; model?: Uint8Array }
@@ -102,23 +100,6 @@ function makeBases(tmp: string): Base[] {
       weightBytes: model.length, model });
   }
   return bases;
-}
-
-/** The export's model.safetensors with __metadata__.config_crc32 recomputed for `config` (when it parses). */
-function rechecksum(model: Uint8Array, config: Json): Uint8Array {
-  let crc: string;
-  try {
-    const c = makeModelConfig(parseHfConfig(config, 'config.json').input, 'config.json');
-    crc = configChecksum(c, QuantizationSchema.parse(config.quantization));
-  } catch {
-    return model; // the reader rejects such a config before it looks at the checksum
-  }
-  const n = new DataView(model.buffer, model.byteOffset).getUint32(0, true);
-  const header = new TextDecoder().decode(model.subarray(8, 8 + n));
-  const patched = header.replace(/("config_crc32":")[0-9a-f]{8}"/, `$1${crc}"`);
-  const out = model.slice();
-  out.set(new TextEncoder().encode(patched), 8); // same length: an 8-digit hex for an 8-digit hex
-  return out;
 }
 
 function loadCase(b: Base, config: Json, be: TsBackend): { dispose(): void } {

@@ -6,15 +6,22 @@
  * equal those of the whole text:
  *   - before a space that starts a word (" word" is one pre-token, the run of spaces before it another);
  *   - after a single line break between two non-blank characters.
- * Text with neither within a window (no whitespace for CHUNK_CHARS/2 characters) is cut at the window
- * end (between code points, before any "<" close to the cut, so a special token stays whole); only
- * there can ids differ from tokenizing the whole string. Browser-safe.
+ * Text with neither in the second half of a window (a "word" of more than CHUNK_CHARS/2 characters) is
+ * cut every WORDLESS_CHARS characters (between code points, before any "<" close to the cut, so a
+ * special token stays whole); only there can ids differ from tokenizing the whole string.
+ * Browser-safe.
  */
 
 export const CHUNK_CHARS = 1 << 16;
 
-const isSpace = (c: string | undefined): boolean => c !== undefined && /\s/.test(c);
-const isWord = (c: string | undefined): boolean => c !== undefined && !/\s/.test(c);
+/** Longest piece cut where no word boundary exists (BPE on one huge "word" is slow and memory-hungry). */
+export const WORDLESS_CHARS = 1 << 10;
+
+/** JavaScript's \s (what the pre-tokenizer regex uses), by char code; exotic spaces via the regex. */
+function isSpaceCode(c: number): boolean {
+  if (c === 32 || (c >= 9 && c <= 13)) return true;
+  return c >= 0x80 && /\s/.test(String.fromCharCode(c));
+}
 
 /** End (exclusive) of the piece of `text` that starts at `start`: at most `max` characters. */
 export function pieceEnd(text: string, start: number, max = CHUNK_CHARS): number {
@@ -22,13 +29,19 @@ export function pieceEnd(text: string, start: number, max = CHUNK_CHARS): number
   if (limit >= text.length) return text.length;
   const floor = start + Math.floor(max / 2);
   for (let j = limit; j > floor; j--) {
-    const c = text[j];
-    if (c === ' ' && isWord(text[j + 1])) return j;
-    if (c !== ' ' && isWord(c) && isSpace(text[j - 1]) && text[j - 1] !== ' ' && isWord(text[j - 2])) return j;
+    const c = text.charCodeAt(j);
+    if (isSpaceCode(c)) {
+      // before a space that starts a word
+      if (c === 32 && !isSpaceCode(text.charCodeAt(j + 1))) return j;
+      continue;
+    }
+    // before a word that follows one lone line break (or other non-space blank) after a word
+    const p = text.charCodeAt(j - 1);
+    if (p !== 32 && isSpaceCode(p) && !isSpaceCode(text.charCodeAt(j - 2))) return j;
   }
-  let cut = limit;
-  const lt = text.lastIndexOf('<', cut - 1);
-  if (lt > limit - 64 && lt > start) cut = lt;
+  let cut = Math.min(limit, start + WORDLESS_CHARS);
+  const near = Math.max(start + 1, cut - 64), lt = text.slice(near, cut).lastIndexOf('<');
+  if (lt >= 0) cut = near + lt;
   const code = text.charCodeAt(cut - 1);
   if (code >= 0xd800 && code <= 0xdbff) cut--; // keep a surrogate pair together
   return cut;

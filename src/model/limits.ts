@@ -8,7 +8,7 @@
  *      the export reader the bytes its quantization block describes (io/export-read.ts), so all
  *      weights-derived memory is bounded by the file's size;
  *   3. memory not backed by the file stays within a budget: RoPE tables at load within
- *      max(256 MiB, 4 x the weights' bytes); the activations and KV cache of one forward (eval, logits,
+ *      max(64 MiB, 4 x the weights' bytes); the activations and KV cache of one forward (eval, logits,
  *      generate: checked by the command before it runs) within max(1 GiB, 8 x the weights' bytes).
  * Browser-safe.
  */
@@ -22,7 +22,7 @@ export const DIM_LIMITS: Readonly<Record<Dim, number>> = {
 };
 
 /** Memory any model may use at load beyond what its weights file backs (RoPE tables). */
-export const MEMORY_FLOOR = 256 * 2 ** 20;
+export const MEMORY_FLOOR = 64 * 2 ** 20;
 /** Memory one forward may use for activations and its KV cache, at least (8 x the weights for big models). */
 export const FORWARD_FLOOR = 2 ** 30;
 

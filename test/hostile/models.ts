@@ -1,5 +1,7 @@
 /** Tiny float models for the hostile tests (random weights, the fixture tokenizer), made in milliseconds. */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { configChecksum, QuantizationSchema } from '../../src/io/export-format.js';
+import { parseHfConfig } from '../../src/io/hf-config.js';
 import { saveHfModel } from '../../src/io/hf.js';
 import { TsBackend } from '../../src/kernels/ts/backend.js';
 import { makeModelConfig } from '../../src/model/config.js';
@@ -39,4 +41,24 @@ export function duplicateFirstKey(file: string): void {
   const hb = Buffer.from(json, 'utf8'), len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hb.length));
   writeFileSync(file, Buffer.concat([len, hb, b.subarray(8 + n)]));
+}
+
+/**
+ * An export's model.safetensors with __metadata__.config_crc32 recomputed for an edited `config`, as an
+ * attacker would (the checksum guards against accidents, not against intent). Unchanged when the config
+ * does not parse (the reader rejects it before it looks at the checksum).
+ */
+export function rechecksum(model: Uint8Array, config: Record<string, unknown>): Uint8Array {
+  let crc: string;
+  try {
+    const c = makeModelConfig(parseHfConfig(config, 'config.json').input, 'config.json');
+    crc = configChecksum(c, QuantizationSchema.parse(config.quantization));
+  } catch {
+    return model;
+  }
+  const n = new DataView(model.buffer, model.byteOffset).getUint32(0, true);
+  const header = new TextDecoder().decode(model.subarray(8, 8 + n));
+  const out = model.slice();
+  out.set(new TextEncoder().encode(header.replace(/("config_crc32":")[0-9a-f]{8}"/, `$1${crc}"`)), 8); // same length
+  return out;
 }
