@@ -5,7 +5,8 @@
  * - A missing or empty folder is written. A folder holding only qkd's marker counts as empty.
  * - An existing non-empty folder is written only when it holds a previous output of the same kind,
  *   recognised by the marker file `.qkd-output.json` ({format, version, kind}) that every output
- *   gets: continued (`--resume`, teacher-cache) or replaced (`--force`); never otherwise.
+ *   gets: continued (`--resume`, teacher-cache) or replaced (`--force`); never otherwise (except a
+ *   run that stopped before its first checkpoint or model: it holds nothing to keep and starts over).
  * - A folder without the marker, or with another kind's marker, is refused even with --force.
  * - `--out` may not be an input, contain an input, lie inside an input folder, or be (or contain)
  *   the current directory; an existing file is never replaced by a folder.
@@ -162,6 +163,8 @@ export function checkOutDir(out: string, r: OutDirRequest): OutDirState {
   if (kind !== r.kind) refuse(`--out ${out}: holds ${LABEL[kind]}, not ${LABEL[r.kind]}; refusing to replace it (even with --force)`);
   if (r.force) return 'replace';
   if (r.resume) return 'existing';
+  // a run that stopped before its first checkpoint or model (e.g. refused by its checks) holds nothing to keep
+  if ((kind === 'train' || kind === 'distill') && !existsSync(join(out, 'checkpoint')) && !existsSync(join(out, 'model'))) return 'replace';
   refuse(`--out ${out}: already holds ${LABEL[kind]}; ` +
     (RESUMABLE.has(kind) ? 'pass --resume to continue it or --force to start over' : 'pass --force to replace it'));
 }

@@ -10,7 +10,7 @@
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import { prepareOutDir, readMarker, type OutputKind } from '../io/outdir.js';
+import { prepareOutDir } from '../io/outdir.js';
 import { QkdError } from '../tensor/errors.js';
 import { hasCheckpoint } from './checkpoint.js';
 
@@ -36,10 +36,7 @@ export class RunDir {
    */
   open(config: object, resume: boolean): string | null {
     const text = JSON.stringify(config, null, 2) + '\n';
-    const kind: OutputKind = 'distill' in config ? 'distill' : 'train';
-    // a same-kind run that never reached a checkpoint or a model holds nothing to keep: start it over
-    const empty = !resume && readMarker(this.dir) === kind && !hasCheckpoint(this.checkpointDir) && !existsSync(this.modelDir);
-    prepareOutDir(this.dir, { kind, resume, force: empty });
+    prepareOutDir(this.dir, { kind: 'distill' in config ? 'distill' : 'train', resume });
     if (resume) {
       if (!existsSync(this.configPath)) throw new QkdError('E_MISSING', `${this.configPath}: no run to resume here`);
       const saved = JSON.parse(readFileSync(this.configPath, 'utf8'));
