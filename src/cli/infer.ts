@@ -19,7 +19,6 @@ import { loadHfModel } from '../io/hf.js';
 import { paramLayout } from '../model/config.js';
 import { compressionReport, readSavedScales } from '../eval/compression.js';
 import { checkGenerateRequest, generateIds } from '../runtime/generate.js';
-import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, parseIds, progress, warn, type BackendFlags } from './common.js';
 
 /** A float model directory (Transformer) or a qkd-int8 export (Int8Transformer, integer kernels). */
