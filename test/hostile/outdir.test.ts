@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { exportStudent } from '../../src/io/export.js';
+import { QkdError } from '../../src/tensor/errors.js';
 import { makeStudent } from '../runtime/students.js';
 import { fixture } from '../helpers.js';
 import { qkd, refused, snapshot, tmp, unchangedExcept } from './helpers.js';
@@ -29,19 +31,26 @@ writeFileSync(text, readFileSync(fixture('brown-text', 'brown-valid.txt'), 'utf8
 test('export refuses to write over its run, its model folder, ".", a file or a foreign folder (even with --force)', () => {
   const before = snapshot(work);
   const cases: [string[], RegExp, string?][] = [
-    [['--model', run, '--out', run], /--out .*run: (is|contains) the input/],
+    [['--model', run, '--out', run], /--out .*run: is the input/],
     [['--model', model, '--out', model], /is the input/],
-    [['--model', run, '--out', join(run, 'model')], /is the input/],
-    [['--model', model, '--out', join(model, 'int8')], /lies inside the input/],
     [['--model', model, '--out', '.'], /current directory/, work],
     [['--model', model, '--out', join(work, 'notes.txt')], /exists and is not a folder/],
-    [['--model', model, '--out', join(work, 'mine')], /not empty and holds no \.qkd-output\.json/],
     [['--model', model, '--out', join(work, 'mine'), '--force'], /not empty and holds no \.qkd-output\.json/],
   ];
   for (const [args, pattern, cwd] of cases) {
     refused(qkd(['export', ...args], { cwd }), 2, pattern);
     unchangedExcept(work, before);
   }
+  // the same rule in the library call (what the CLI runs), on more cases
+  const lib: [string, string, RegExp, boolean?][] = [
+    [run, join(run, 'model'), /is the input/], [model, join(model, 'int8'), /lies inside the input/],
+    [join(run, 'model'), work, /contains the input/], [model, join(work, 'mine'), /holds no \.qkd-output\.json/],
+    [model, join(work, 'mine'), /holds no \.qkd-output\.json/, true],
+  ];
+  for (const [m, out, pattern, force] of lib) {
+    assert.throws(() => exportStudent(m, out, { force }), (e: unknown) => e instanceof QkdError && e.code === 'E_CONFIG' && pattern.test(e.message));
+  }
+  unchangedExcept(work, before);
 });
 
 test('export writes a new folder with its marker; again only with --force; another kind is never replaced', () => {
