@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +51,7 @@ export function refused(r: Run, status: number, pattern: RegExp): void {
 }
 
 export const TMP = mkdtempSync(join(tmpdir(), 'qkd-hostile-'));
+process.on('exit', () => rmSync(TMP, { recursive: true, force: true }));
 
 export function tmp(name: string): string {
   return mkdtempSync(join(TMP, `${name}-`));
