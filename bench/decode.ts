@@ -43,7 +43,7 @@ import { loadModel } from '../src/io/load-model.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';
 import { Int8Transformer } from '../src/runtime/int8-model.js';
 import type { CausalLM } from '../src/runtime/generate.js';
-import { freeKVCache } from '../src/nn/kv-cache.js';
+import { benchPrompt, generateTimed as generateOnce } from '../src/eval/speed.js';
 import {
   backendName, fixture, intList, jsonLine, log, machineFacts, makeBackend, median, OtherLoad, peakRssMb, posInt, printTable,
   round, runNodeChild, ROOT,
@@ -79,36 +79,13 @@ function parse(argv: string[]) {
 }
 type Opts = ReturnType<typeof parse>;
 
-const argmaxLast = (l: Float32Array, V: number) => {
-  const off = l.length - V;
-  let b = 0;
-  for (let j = 1; j < V; j++) if (l[off + j] > l[off + b]) b = j;
-  return b;
-};
-
-/** One greedy generation: prefill + (new - 1) cached steps. */
-function generateOnce(m: CausalLM, prompt: number[], newTokens: number) {
-  const V = m.config.vocabSize, cache = m.newCache(1, prompt.length + newTokens);
-  const t0 = performance.now();
-  const tokens = [argmaxLast(m.forward(prompt, 1, prompt.length, { cache }), V)];
-  const t1 = performance.now(), stepMs: number[] = [];
-  while (tokens.length < newTokens) {
-    const ts = performance.now();
-    tokens.push(argmaxLast(m.forward([tokens[tokens.length - 1]], 1, 1, { cache }), V));
-    stepMs.push(performance.now() - ts);
-  }
-  const decodeMs = performance.now() - t1;
-  freeKVCache(m.backend, cache);
-  return { prefillMs: t1 - t0, decodeMs, tokens, stepMs };
-}
-
 async function worker(o: Opts): Promise<Row> {
   const t = o.threads[0], be = await makeBackend(o.backend, t), tl = performance.now();
   // int8-sparse-a8: int8 activations forced on a student trained without them (changes outputs slightly)
   const w = o.worker!, m: CausalLM & { dispose(): void } = !w.startsWith('int8') ? loadModel(o.dir!, be).model
     : loadInt8Model(o.dir!, be, { ...(w.endsWith('-a8') ? { actBits: 8 } : {}), ...(w === 'int8-composed' ? { fused: false } : {}) }).model;
   const loadMs = performance.now() - tl;
-  const prompt = Array.from({ length: o.prompt }, (_, i) => (i * 131 + 7) % m.config.vocabSize);
+  const prompt = benchPrompt(o.prompt, m.config.vocabSize);
   for (let r = 0; r < o.warmup; r++) generateOnce(m, prompt, o.newTokens);
   const load = new OtherLoad().start(), runs = [];
   for (let r = 0; r < o.rounds; r++) runs.push(generateOnce(m, prompt, o.newTokens));

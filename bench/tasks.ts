@@ -18,7 +18,7 @@ import { isExportDir } from '../src/io/export.js';
 import { loadHfModelConfig } from '../src/io/hf.js';
 import type { Backend, BackendName } from '../src/kernels/backend.js';
 import { initParams } from '../src/model/init.js';
-import { loadModel } from '../src/model/load.js';
+import { loadModel } from '../src/io/load-model.js';
 import { Transformer } from '../src/model/transformer.js';
 import type { CausalLM } from '../src/runtime/generate.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';

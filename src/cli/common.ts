@@ -36,33 +36,39 @@ export function openBackend(f: BackendFlags): Promise<Backend> {
   return createBackend(backendName(f), { threads: f.threads });
 }
 
-/** A commander argument parser for an integer flag with a lower bound. */
-export function intFlag(flag: string, min: number): (v: string) => number {
-  return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new QkdError('E_CONFIG', `${flag}: expected an integer >= ${min}, got '${v}'`);
-    return n;
-  };
+const DECIMAL_INT = /^[0-9]+$/;
+const DECIMAL_NUM = /^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+
+/** Strict decimal: digits only (no sign, hex, exponent, blanks or empty parts), a safe integer >= min. */
+export function parseIntStrict(flag: string, v: string, min: number, what = `an integer >= ${min}`): number {
+  const n = DECIMAL_INT.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new QkdError('E_CONFIG', `${flag}: expected ${what} (decimal digits), got '${v}'`);
+  return n;
 }
 
-export function floatFlag(flag: string, min = -Infinity, max = Infinity): (v: string) => number {
+/** A commander argument parser for an integer flag with a lower bound. */
+export function intFlag(flag: string, min: number): (v: string) => number {
+  return (v: string) => parseIntStrict(flag, v, min);
+}
+
+/** A decimal number in [min, max]; `exclusiveMin` makes the lower bound strict (min < x). */
+export function floatFlag(flag: string, min = -Infinity, max = Infinity, exclusiveMin = false): (v: string) => number {
   return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-      throw new QkdError('E_CONFIG', `${flag}: expected a number in [${min}, ${max}], got '${v}'`);
+    const n = DECIMAL_NUM.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(n) || n < min || (exclusiveMin && n === min) || n > max) {
+      throw new QkdError('E_CONFIG', `${flag}: expected a number in ${exclusiveMin ? '(' : '['}${min}, ${max}], got '${v}'`);
     }
     return n;
   };
 }
 
-/** Comma-separated non-negative integers. */
+/** Comma-separated non-negative decimal integers ("1, 2" is fine; "1,,2", "0x10", "1e3" are not). */
 export function parseIds(flag: string, v: string): number[] {
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (parts.length === 0) throw new QkdError('E_CONFIG', `${flag}: expected comma-separated token ids, got '${v}'`);
-  return parts.map((p) => {
-    const n = Number(p);
-    if (!Number.isInteger(n) || n < 0) throw new QkdError('E_CONFIG', `${flag}: '${p}' is not a token id`);
-    return n;
+  const parts = v.split(',').map((s) => s.trim());
+  if (v.trim() === '') throw new QkdError('E_CONFIG', `${flag}: expected comma-separated token ids, got '${v}'`);
+  return parts.map((p, i) => {
+    if (p === '') throw new QkdError('E_CONFIG', `${flag}: empty token id at position ${i + 1} in '${v}'`);
+    return parseIntStrict(flag, p, 0, 'token ids');
   });
 }
 

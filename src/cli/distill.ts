@@ -8,7 +8,8 @@ import { buildTeacherCache } from '../distill/teacher.js';
 import { DataSchema, readConfigFile } from '../train/config.js';
 import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, progress, runTrainingJob } from './common.js';
-import { addRunOptions, dataFromFlags, pickFlags } from './train.js';
+import { prepareOutDir } from '../io/outdir.js';
+import { addRunOptions, dataFromFlags, dataInputs, pickFlags, prepareRunOut } from './train.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -66,6 +67,7 @@ export function registerDistill(program: Command): void {
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};
       const cfg = makeDistillConfig(file, distillFlags(o), o.config ?? 'flags');
+      prepareRunOut('distill', o, [o.config, o.studentConfig, cfg.teacher, cfg.teacherCache, ...dataInputs(cfg.data)]);
       await runTrainingJob('distill', o, (be, hooks) => distill(cfg, be, o.out, !!o.resume, hooks), (s) => {
         const sp = Object.values(s.sparsity);
         return sp.length ? `, sparsity ${Math.min(...sp).toFixed(4)}..${Math.max(...sp).toFixed(4)}` : '';
@@ -76,7 +78,8 @@ export function registerDistill(program: Command): void {
     .description("store the teacher's logits (all, or the top-k) for every training window once (resumable)")
     .option('--config <file>', 'a distillation recipe: teacher, data, context and tau default to its values')
     .option('--teacher <dir>', 'teacher model directory')
-    .requiredOption('--out <dir>', 'cache directory')
+    .requiredOption('--out <dir>', 'cache directory (a partial cache there is resumed; --force starts it over)')
+    .option('--force', 'replace the teacher cache in --out (never another folder)')
     .option('--text <path>', 'training text (repeatable); default Brown', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation (as in the recipe)', floatFlag('--valid-fraction', 0, 1))
     .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2))
@@ -95,6 +98,8 @@ export function registerDistill(program: Command): void {
       if (!parsed.success) throw new QkdError('E_CONFIG', `teacher-cache data: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
       const context: number = o.context ?? recipe?.context ?? 128;
       const tok = loadTokenizer(teacher);
+      prepareOutDir(o.out, { kind: 'teacher-cache', force: !!o.force, resume: true,
+        inputs: [o.config, teacher, ...dataInputs(parsed.data)] });
       const be = await openBackend(o);
       const bar = progress('teacher-cache', ' windows');
       try {

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { exportStudent, resolveModelDir } from '../io/export.js';
 import { exportOnnx } from '../io/onnx.js';
+import { checkOutFile } from '../io/outdir.js';
 import { QkdError } from '../tensor/errors.js';
 import { intFlag, warn } from './common.js';
 
@@ -12,7 +13,8 @@ export function registerExport(program: Command): void {
   program.command('export')
     .description('export a model: --format qkd-int8 (default: compact int8/int4 + sparse directory for the qkd runtime) or onnx')
     .requiredOption('--model <dir>', 'model directory, or a run directory (its model/ is used)')
-    .requiredOption('--out <path>', 'output directory (qkd-int8) or file (.onnx)')
+    .requiredOption('--out <path>', 'output directory (qkd-int8: new or empty) or file (.onnx)')
+    .option('--force', 'qkd-int8: replace an earlier export in --out (never another folder)')
     .option('--format <f>', FORMATS.join(' | '), 'qkd-int8')
     .option('--sparse-format <f>', `qkd-int8: storage of the linear layers (${SPARSE.join(', ')}); auto picks per matrix`, 'auto')
     .option('--block <k>', 'qkd-int8: block width of the block format (default: the trained block, else 16)', intFlag('--block', 1))
@@ -23,6 +25,8 @@ export function registerExport(program: Command): void {
       if (!FORMATS.includes(o.format)) throw new QkdError('E_CONFIG', `--format: '${o.format}' is not supported (${FORMATS.join(', ')})`);
       const model = resolveModelDir(o.model);
       if (o.format === 'onnx') {
+        if (o.force !== undefined) throw new QkdError('E_CONFIG', '--force applies to --format qkd-int8 only');
+        checkOutFile(o.out, [o.model, model]);
         const r = exportOnnx(model, o.out, { int8: !!o.int8, kvCache: !!o.kvCache, ...(o.opset ? { opset: o.opset } : {}) });
         for (const w of r.warnings) warn(w);
         process.stderr.write(`export: ${r.out}: ${r.bytes} bytes, opset ${r.opset}, ${r.nodes} nodes, inputs ${r.inputs.join(', ')}\n`);
@@ -32,7 +36,7 @@ export function registerExport(program: Command): void {
       for (const f of ['int8', 'kvCache', 'opset'] as const) {
         if (o[f] !== undefined) throw new QkdError('E_CONFIG', `--${f === 'kvCache' ? 'kv-cache' : f} applies to --format onnx only`);
       }
-      const r = exportStudent(model, o.out, { format: o.sparseFormat, ...(o.block ? { block: o.block } : {}) });
+      const r = exportStudent(o.model, o.out, { format: o.sparseFormat, force: !!o.force, ...(o.block ? { block: o.block } : {}) });
       for (const w of r.warnings) warn(w);
       const counts: Record<string, number> = {};
       for (const f of Object.values(r.formats)) counts[f] = (counts[f] ?? 0) + 1;

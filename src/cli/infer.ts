@@ -1,29 +1,35 @@
 /** `qkd eval`, `qkd logits`, `qkd generate`: inference commands over a model directory. */
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadTokenizer } from '../data/tokenizer-node.js';
+import { encodeTextFile } from '../data/text.js';
+import { checkTokenizerFits, type QkdTokenizer } from '../data/tokenizer.js';
+import { loadTokenizer, resolveTokenizerPath } from '../data/tokenizer-node.js';
+import { checkOutFile } from '../io/outdir.js';
 import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../io/load-model.js';
 import type { Transformer } from '../model/transformer.js';
-import { isExportDir, resolveModelDir } from '../io/export.js';
+import { EXPORT_FILES, isExportDir, resolveModelDir } from '../io/export.js';
+import { checkpointBytes } from '../io/hf-checkpoint.js';
+import { checkForwardMemory } from '../model/limits.js';
 import { loadInt8Model } from '../runtime/int8-node.js';
 import type { CausalLM } from '../runtime/generate.js';
 import { loadHfModel } from '../io/hf.js';
 import { paramLayout } from '../model/config.js';
 import { compressionReport } from '../eval/compression.js';
 import { readSavedScales } from '../io/quant-scales.js';
-import { generateIds } from '../runtime/generate.js';
-import { QkdError } from '../tensor/errors.js';
+import { checkGenerateRequest, generateIds } from '../runtime/generate.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, parseIds, progress, warn, type BackendFlags } from './common.js';
 
 /** A float model directory (Transformer) or a qkd-int8 export (Int8Transformer, integer kernels). */
-export async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: { model: CausalLM }) => Promise<T> | T): Promise<T> {
+export async function withModel<T>(dir: string, flags: BackendFlags,
+  fn: (m: { model: CausalLM; fits: (where: string, B: number, T: number, cacheT?: number) => void }) => Promise<T> | T): Promise<T> {
   const be = await openBackend(flags);
   try {
-    let model: CausalLM & { dispose(): void };
+    let model: CausalLM & { dispose(): void }, weightBytes: number;
     if (isExportDir(dir)) {
+      weightBytes = statSync(join(dir, EXPORT_FILES.model)).size;
       const loaded = loadInt8Model(dir, be);
       for (const w of loaded.warnings) warn(w);
       model = loaded.model;
@@ -31,21 +37,21 @@ export async function withModel<T>(dir: string, flags: BackendFlags, fn: (m: { m
       const loaded = loadModel(dir, be);
       for (const w of loaded.warnings) warn(w);
       model = loaded.model;
+      weightBytes = checkpointBytes(dir)?.bytes ?? 0;
     }
-    try { return await fn({ model }); } finally { model.dispose(); }
+    // activations of the forward the command is about to run, within the model's memory budget
+    const fits = (where: string, B: number, T: number, cacheT = 0) =>
+      checkForwardMemory(model.config, where, B, Math.min(T, model.config.maxPos), weightBytes, Math.min(cacheT, model.config.maxPos));
+    try { return await fn({ model, fits }); } finally { model.dispose(); }
   } finally {
     await be.dispose();
   }
 }
 
-function readText(path: string): string {
-  let buf: Buffer;
-  try { buf = readFileSync(path); } catch (e) {
-    throw new QkdError('E_MISSING', `${path}: cannot read the text file (${(e as Error).message})`);
-  }
-  try { return new TextDecoder('utf-8', { fatal: true }).decode(buf); } catch {
-    throw new QkdError('E_INPUT', `${path}: not valid UTF-8 text`);
-  }
+/** The tokenizer of a command (--tokenizer, else the model's) and the file it came from, for messages. */
+function commandTokenizer(o: { tokenizer?: string; model: string }): { tok: QkdTokenizer; path: string } {
+  const path = resolveTokenizerPath(o.tokenizer ?? o.model);
+  return { tok: loadTokenizer(path), path };
 }
 
 export function registerInfer(program: Command): void {
@@ -58,13 +64,11 @@ export function registerInfer(program: Command): void {
     .option('--batch <n>', 'windows per forward pass', intFlag('--batch', 1), 8)
     .option('--json', 'print one JSON object {ppl, nll, top1, tokens} on stdout'))
     .action(async (o) => {
-      const text = readText(o.text);
-      const tok = loadTokenizer(o.tokenizer ?? o.model);
-      const ids = tok.encode(text);
-      await withModel(o.model, o, ({ model }) => {
-        if (tok.vocabSize > model.config.vocabSize) {
-          throw new QkdError('E_VOCAB', `${join(o.model, 'tokenizer.json')}: vocabulary of ${tok.vocabSize} exceeds the model's ${model.config.vocabSize}`);
-        }
+      const { tok, path } = commandTokenizer(o);
+      await withModel(o.model, o, ({ model, fits }) => {
+        checkTokenizerFits(tok, model.config.vocabSize, path);
+        const ids = encodeTextFile(tok, o.text); // streamed in bounded pieces: memory follows the token count
+        fits('eval', Math.max(1, Math.min(o.batch, Math.floor(ids.length / o.context))), o.context);
         const bar = progress('eval', ' windows');
         const t0 = performance.now();
         // evaluate only uses the CausalLM members (config, backend, forward)
@@ -86,7 +90,9 @@ export function registerInfer(program: Command): void {
     .requiredOption('--out <file>', 'output file'))
     .action(async (o) => {
       const ids = parseIds('--ids', o.ids);
-      await withModel(o.model, o, ({ model }) => {
+      checkOutFile(o.out, [o.model]);
+      await withModel(o.model, o, ({ model, fits }) => {
+        fits('logits', 1, ids.length);
         const logits = model.forward(ids, 1, ids.length);
         const bytes = new Uint8Array(logits.length * 4);
         new Float32Array(bytes.buffer).set(logits);
@@ -99,25 +105,28 @@ export function registerInfer(program: Command): void {
     .requiredOption('--model <dir>', 'model directory or a qkd-int8 export (a run or pipeline folder: its model)', resolveModelDir)
     .requiredOption('--prompt <text>', 'prompt text')
     .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
-    .option('--max-new-tokens <n>', 'tokens to generate', intFlag('--max-new-tokens', 1), 64)
+    .option('--max-new-tokens <n>', 'tokens to generate (prompt + new tokens must fit the model\'s context)', intFlag('--max-new-tokens', 1), 64)
     .option('--greedy', 'always take the most likely token')
     .option('--temperature <t>', 'sampling temperature', floatFlag('--temperature', 0), 1)
     .option('--top-k <k>', 'sample among the k most likely tokens', intFlag('--top-k', 0), 0)
     .option('--top-p <p>', 'nucleus sampling mass', floatFlag('--top-p', 0, 1), 1)
-    .option('--repetition-penalty <r>', 'penalty for tokens already present', floatFlag('--repetition-penalty', 0), 1)
+    .option('--repetition-penalty <r>', 'penalty (> 0) for tokens already present', floatFlag('--repetition-penalty', 0, Infinity, true), 1)
     .option('--seed <n>', 'sampling seed', intFlag('--seed', 0), 0))
     .action(async (o) => {
-      const tok = loadTokenizer(o.tokenizer ?? o.model);
+      const { tok, path } = commandTokenizer(o);
       const prompt = tok.encode(o.prompt);
-      await withModel(o.model, o, ({ model }) => {
+      await withModel(o.model, o, ({ model, fits }) => {
         const stopIds = tok.eosId !== null && tok.eosId !== undefined ? [tok.eosId] : [];
+        const opts = { maxNewTokens: o.maxNewTokens, greedy: o.greedy, temperature: o.temperature, topK: o.topK, topP: o.topP,
+          repetitionPenalty: o.repetitionPenalty, seed: o.seed, stopIds };
+        // every check before the first byte of output: a refused request prints nothing
+        checkTokenizerFits(tok, model.config.vocabSize, path);
+        checkGenerateRequest(model.config, prompt.length, opts);
+        fits('generate', 1, prompt.length, prompt.length + o.maxNewTokens);
         const out: number[] = [];
         process.stdout.write(o.prompt);
         let printed = '';
-        for (const id of generateIds(model, prompt, {
-          maxNewTokens: o.maxNewTokens, greedy: o.greedy, temperature: o.temperature, topK: o.topK, topP: o.topP,
-          repetitionPenalty: o.repetitionPenalty, seed: o.seed, stopIds,
-        })) {
+        for (const id of generateIds(model, prompt, opts)) {
           if (stopIds.includes(id)) break;
           out.push(id);
           // decode the whole continuation so multi-byte characters split across tokens print correctly

@@ -2,8 +2,9 @@
 import type { Command } from 'commander';
 import { trainBpe } from '../data/bpe.js';
 import { brownSplitText } from '../data/brown.js';
-import { loadTextInputs } from '../data/text.js';
-import { writeDirAtomic } from '../io/atomic.js';
+import { textPiecesOf } from '../data/text.js';
+import { checkOutDir, prepareOutDir, writeOutputDir } from '../io/outdir.js';
+import { QkdError } from '../tensor/errors.js';
 import { makeTrainConfig, readConfigFile } from '../train/config.js';
 import { train } from '../train/trainer.js';
 import { addBackendOptions, floatFlag, intFlag, runTrainingJob } from './common.js';
@@ -21,6 +22,7 @@ export function addRunOptions(cmd: Command, defaultOut: string): Command {
   return cmd
     .option('--out <dir>', 'run directory', defaultOut)
     .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--force', 'replace the previous run of the same kind in --out (never another folder)')
     .option('--text <path>', 'training text: a file or a directory of .txt files (repeatable); default: Brown', collect)
     .option('--valid <path>', 'validation text (repeatable); default: the end of the training text', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation', floatFlag('--valid-fraction', 0, 1))
@@ -36,11 +38,24 @@ export function addRunOptions(cmd: Command, defaultOut: string): Command {
     .option('--seed <n>', 'random seed', intFlag('--seed', 0))
     .option('--eval-every <n>', 'evaluate every N steps (0 = at the end)', intFlag('--eval-every', 0))
     .option('--eval-windows <n>', 'validation windows per evaluation (0 = all)', intFlag('--eval-windows', 0))
+    .option('--eval-context <n>', 'tokens per validation window (default 256; the validation text must hold one)', intFlag('--eval-context', 2))
     .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag('--checkpoint-every', 0));
 }
 
 const RUN_KEYS = ['steps', 'batch', 'microBatch', 'context', 'lr', 'minLrRatio', 'warmup', 'weightDecay', 'clip', 'seed',
-  'evalEvery', 'evalWindows', 'checkpointEvery'];
+  'evalEvery', 'evalWindows', 'evalContext', 'checkpointEvery'];
+
+/** --out of a run: the rule of io/outdir.ts (a new, empty or same-kind folder, never an input). */
+export function prepareRunOut(kind: 'train' | 'distill', o: { out: string; force?: boolean; resume?: boolean },
+  inputs: (string | null | undefined)[]): void {
+  if (o.force && o.resume) throw new QkdError('E_CONFIG', '--force and --resume: pass one (start over, or continue)');
+  prepareOutDir(o.out, { kind, force: !!o.force, resume: !!o.resume, inputs });
+}
+
+/** The files a data config reads. */
+export function dataInputs(data: { kind: string; paths?: string[]; valid?: string[] }): string[] {
+  return data.kind === 'text' ? [...(data.paths ?? []), ...(data.valid ?? [])] : [];
+}
 
 /** Only the flags the user gave among `keys` (+ the shared run flags), mapped onto config keys. */
 export function pickFlags(o: Record<string, any>, keys: string[]): Record<string, unknown> {
@@ -69,6 +84,7 @@ export function registerTrain(program: Command): void {
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};
       const cfg = makeTrainConfig(file, trainFlags(o), o.config ?? 'flags');
+      prepareRunOut('train', o, [o.config, cfg.tokenizer, ...dataInputs(cfg.data)]);
       await runTrainingJob('train', o, (be, hooks) => train(cfg, be, o.out, !!o.resume, hooks));
     });
 
@@ -76,12 +92,15 @@ export function registerTrain(program: Command): void {
     .description('train a byte-level BPE tokenizer (tokenizer.json) on text (default: Brown train)')
     .option('--text <path>', 'a file or a directory of .txt files (repeatable)', collect)
     .option('--vocab-size <n>', 'vocabulary size', intFlag('--vocab-size', 1), 2048)
-    .requiredOption('--out <dir>', 'output directory')
+    .requiredOption('--out <dir>', 'output directory (new or empty; --force replaces an earlier tokenizer output)')
+    .option('--force', 'replace the tokenizer output in --out (never another folder)')
     .action((o) => {
-      const texts = o.text ? loadTextInputs(o.text).map((d) => d.text) : [brownSplitText('train')];
+      const req = { kind: 'tokenizer' as const, force: !!o.force, inputs: o.text ?? [] };
+      checkOutDir(o.out, req); // before the work: a refused --out costs nothing
+      const texts = o.text ? textPiecesOf(o.text) : [brownSplitText('train')];
       const t0 = performance.now();
       const json = trainBpe(texts, { vocabSize: o.vocabSize });
-      writeDirAtomic(o.out, { 'tokenizer.json': JSON.stringify(json) });
+      writeOutputDir(o.out, req, { 'tokenizer.json': JSON.stringify(json) });
       process.stderr.write(`tokenizer: vocab ${o.vocabSize} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${o.out}/tokenizer.json\n`);
     });
 }

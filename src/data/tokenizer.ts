@@ -62,6 +62,16 @@ export function validateTokenizerJson(json: unknown, source: string): TokenizerJ
   return json as TokenizerJson;
 }
 
+/**
+ * The one vocabulary rule of every command that runs a tokenizer with a model (eval, generate,
+ * export, distill): every id the tokenizer can produce must be a row of the model's embedding.
+ */
+export function checkTokenizerFits(tok: Pick<QkdTokenizer, 'vocabSize'>, modelVocab: number, source: string): void {
+  if (tok.vocabSize > modelVocab) {
+    throw new QkdError('E_VOCAB', `${source}: vocabulary of ${tok.vocabSize} exceeds the model's ${modelVocab}`);
+  }
+}
+
 function tokenContent(t: TokenizerConfig['eos_token']): string | undefined {
   if (typeof t === 'string') return t;
   if (isObject(t) && typeof t.content === 'string') return t.content;

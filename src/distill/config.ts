@@ -8,6 +8,7 @@ import { PRESETS, presetNames } from '../model/presets.js';
 import { TASK_NAMES } from '../eval/tasks/index.js';
 import { QkdError } from '../tensor/errors.js';
 import { mergeConfig, ModelSpecSchema, TEACHER_PRESET, TrainConfigSchema, resolveModel, zodMessage } from '../train/config.js';
+import { checkWarmup } from '../train/guard.js';
 
 export const QuantSchema = z.object({
   /** Weight bits of the linear layers (Q, K, V, O, FFN). */
@@ -86,6 +87,7 @@ export function makeDistillConfig(file: Record<string, unknown>, flags: Record<s
     bad('student.preset', `unknown preset '${preset}' (known: ${presetNames().join(', ')}, or ${TEACHER_PRESET}: the teacher's architecture)`);
   }
   if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
+  if (c.epochs === null) checkWarmup(c.warmup, c.steps, where); // with epochs: checked once the steps are known
   if (c.sparsity && c.sparsity.start > c.sparsity.end) bad('sparsity.start', `${c.sparsity.start} is after sparsity.end ${c.sparsity.end}`);
   if (c.sparsity?.granularity === 'nm' && c.sparsity.n >= c.sparsity.m) bad('sparsity.n', `${c.sparsity.n} must be below m ${c.sparsity.m}`);
   if (preset === TEACHER_PRESET) return Object.freeze(c); // the architecture is checked once the teacher is loaded

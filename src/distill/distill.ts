@@ -27,6 +27,8 @@ import { AdamW, clipFactor } from '../train/optim.js';
 import { RunDir } from '../train/run.js';
 import { lrAt } from '../train/schedule.js';
 import { runSession, type TrainHooks, type TrainSummary } from '../train/session.js';
+import { checkRunPlan } from '../train/guard.js';
+import { paramCount } from '../model/config.js';
 import type { DistillConfig } from './config.js';
 import { distillationLoss, type TeacherDist } from './loss.js';
 import { openTeacher } from './teacher.js';
@@ -74,6 +76,8 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   info(`data: ${data.source}: ${data.train.length} training tokens (${sampler.windows} windows of ${cfg.context}), ` +
     `${steps} steps; teacher: ${teacher.describe}`);
   const student = makeStudent(cfg, be, teacher.vocabSize), model = student.model;
+  checkRunPlan({ where: 'distill', dir: run.dir, steps, warmup: cfg.warmup, evalContext: cfg.evalContext, params: paramCount(model.config),
+    validTokens: cfg.evalWindows > 0 ? Math.min(data.valid.length, cfg.evalWindows * cfg.evalContext) : data.valid.length });
   const adam = { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay };
   const opt = new AdamW(model.params, adam);
   const scales = student.scaleStore, scaleOpt = scales
@@ -118,7 +122,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   };
   try {
     const r = await runSession({
-      run, resumeFrom, steps, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery, tokensPerStep: cfg.batch * cfg.context,
+      label: 'distill', run, resumeFrom, steps, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery, tokensPerStep: cfg.batch * cfg.context,
       buffers: { params: model.params.data, adam_m: opt.m, adam_v: opt.v, ...student.stateBuffers(),
         ...(scaleOpt ? { 'lsq:m': scaleOpt.m, 'lsq:v': scaleOpt.v } : {}) },
       sampler: { state: () => sampler.state(), setState: (st) => sampler.setState(st as { epoch: number; pos: number }) },

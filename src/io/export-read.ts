@@ -12,6 +12,7 @@ import { makeModelConfig, paramLayout, type ModelConfig, type ParamSpec } from '
 import { unpackInt2, unpackInt4 } from '../quant/pack.js';
 import { qRange } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
+import { checkDimLimits, checkLoadMemory } from '../model/limits.js';
 import { parseHfConfig } from './hf-config.js';
 import { crcHex, decodeSt, stArray, type StEntry } from './export-st.js';
 import {
@@ -43,9 +44,6 @@ export interface LoadedExport {
 type Alloc = Pick<Int8Kernels, 'allocI8' | 'allocI32'>;
 const plain: Alloc = { allocI8: (n) => new Int8Array(n), allocI32: (n) => new Int32Array(n) };
 
-/** Sizes beyond these are not a small-device model; refusing them keeps a bad config from allocating. */
-const LIMITS = { vocabSize: 1 << 22, dim: 1 << 16, nLayer: 1024, ffnDim: 1 << 18, maxPos: 1 << 20, nHead: 1024 };
-
 const MF = EXPORT_FILES.model, CF = EXPORT_FILES.config;
 const fail = (file: string, msg: string): never => { throw new QkdError('E_FORMAT', `${file}: ${msg}`); };
 
@@ -76,11 +74,27 @@ function parseConfig(text: string | Uint8Array): { config: ModelConfig; q: Quant
     if (e instanceof QkdError) throw new QkdError('E_FORMAT', e.message, { cause: e });
     throw e;
   }
-  for (const [k, lim] of Object.entries(LIMITS)) {
-    const v = config[k as keyof typeof LIMITS];
-    if (v > lim) throw new QkdError('E_UNSUPPORTED', `${CF}: ${k} = ${v} exceeds the runtime's limit of ${lim}`);
-  }
+  checkDimLimits(config, CF); // before paramLayout or any allocation sized by the config
   return { config, q: r.data!, warnings };
+}
+
+/**
+ * The values and float tensors the config and its quantization block describe must fit in the weights
+ * file (model/limits.ts, rule 2), and the RoPE tables in the memory budget (rule 3): so nothing the
+ * reader or the runtime allocates from them can exceed a small multiple of the file's size.
+ */
+function checkFits(config: ModelConfig, q: QuantizationBlock, layout: Map<string, ParamSpec>, modelBytes: number): void {
+  let need = 0, big = { name: '', bytes: 0 };
+  for (const p of layout.values()) {
+    const m = q.matrices[p.name], bytes = m ? (m.stored * m.bits) / 8 : 4 * p.size;
+    need += bytes;
+    if (bytes > big.bytes) big = { name: m ? `quantization.matrices.${p.name}.stored` : `${p.name} (float, from the model dimensions)`, bytes };
+  }
+  if (need > modelBytes) {
+    fail(CF, `describes ${need} bytes of weights (the largest: ${big.name}, ${big.bytes} bytes) but ${MF} has ${modelBytes}: ` +
+      'a corrupt or mismatched config');
+  }
+  checkLoadMemory(config, CF, modelBytes);
 }
 
 /** Cross-checks the quantization block against the model config and the parameter layout. */
@@ -130,13 +144,20 @@ class TensorTaker {
 function i32(alloc: Alloc, src: ArrayLike<number>): Int32Array { const a = alloc.allocI32(src.length); a.set(src); return a; }
 
 function readValues(tk: TensorTaker, name: string, m: MatrixSpec, shape: number[], alloc: Alloc): Int8Array {
-  const out = alloc.allocI8(m.stored);
-  if (m.packing === 'int8') out.set(stArray(tk.take(`${name}.values`, ['I8'], shape)) as Int8Array);
-  else {
-    const perByte = m.packing === 'int4' ? 2 : 4;
-    const packed = stArray(tk.take(`${name}.values`, ['U8'], [Math.ceil(m.stored / perByte)])) as Uint8Array;
-    if (m.packing === 'int4') unpackInt4(packed, m.stored, out); else unpackInt2(packed, m.stored, out);
+  // the stored tensor is taken (its dtype and shape checked against the file) before anything is allocated
+  if (m.packing === 'int8') {
+    const src = stArray(tk.take(`${name}.values`, ['I8'], shape)) as Int8Array, out = alloc.allocI8(m.stored);
+    out.set(src);
+    return checkValues(name, m, out);
   }
+  const perByte = m.packing === 'int4' ? 2 : 4;
+  const packed = stArray(tk.take(`${name}.values`, ['U8'], [Math.ceil(m.stored / perByte)])) as Uint8Array;
+  const out = alloc.allocI8(m.stored);
+  if (m.packing === 'int4') unpackInt4(packed, m.stored, out); else unpackInt2(packed, m.stored, out);
+  return checkValues(name, m, out);
+}
+
+function checkValues(name: string, m: MatrixSpec, out: Int8Array): Int8Array {
   const { qmin, qmax } = qRange(m.bits);
   let nnz = 0;
   for (let i = 0; i < out.length; i++) {
@@ -208,6 +229,7 @@ export function parseExport(files: ExportFiles, alloc: Alloc = plain): LoadedExp
   }
   const layout = new Map(paramLayout(config).map((p) => [p.name, p]));
   checkQuantization(config, q, layout);
+  checkFits(config, q, layout, files.model.length);
   const tk = new TensorTaker(tensors), matrices = new Map<string, Int8Matrix>(), floats = new Map<string, Float32Array>();
   for (const p of layout.values()) {
     const m = q.matrices[p.name];

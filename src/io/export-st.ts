@@ -5,6 +5,7 @@
  * then the data buffer. Every tensor's bytes are checked against a CRC-32 recorded in the metadata.
  */
 import { QkdError } from '../tensor/errors.js';
+import { firstDuplicateKey } from './json-keys.js';
 
 export type StDtype = 'F32' | 'I32' | 'U16' | 'I8' | 'U8';
 export const ST_SIZE: Record<StDtype, number> = { F32: 4, I32: 4, U16: 2, I8: 1, U8: 1 };
@@ -79,13 +80,16 @@ export function decodeSt(file: string, bytes: Uint8Array): { tensors: Map<string
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
   if (n > bytes.length - 8) bad(`header length ${n} exceeds the file size ${bytes.length} (truncated?)`);
-  let json: unknown;
+  let json: unknown, text = '';
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    json = JSON.parse(text);
   } catch (e) {
     bad(`header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
   if (!isObj(json)) return bad('header is not a JSON object');
+  const dup = firstDuplicateKey(text);
+  if (dup) bad(`header names ${dup.path ? `field "${dup.key}" of "${dup.path}"` : `tensor "${dup.key}"`} twice`);
   const dataStart = 8 + n, dataLen = bytes.length - dataStart;
   const meta = json.__metadata__;
   if (!isObj(meta) || !Object.values(meta).every((v) => typeof v === 'string')) bad('__metadata__ is missing or not a map of strings');

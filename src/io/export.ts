@@ -4,15 +4,19 @@
  * and sparse structure; and `loadExport`, which reads one back from disk (Node). The format itself,
  * its encoder and its validating reader are browser-safe (export-format.ts, export-read.ts).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { checkTokenizerFits } from '../data/tokenizer.js';
+import { loadTokenizer } from '../data/tokenizer-node.js';
 import type { Int8Kernels } from '../kernels/int8.js';
 import { chooseFormat, denseToBlock, denseToCsr, sparsityStats, type Int8Format, type Int8Matrix } from '../sparse/storage.js';
 import { paramLayout, type ModelConfig } from '../model/config.js';
 import { exportBlock, isLinear, scaleKey, SCALES_FILE, specOf, weightBits } from '../model/compression.js';
 import { offGrid, quantizeTensor } from '../quant/quantize.js';
 import { QkdError } from '../tensor/errors.js';
-import { writeDirAtomic } from './atomic.js';
+import { checkFiniteTensors } from './finite.js';
+import { checkOutDir, writeOutputDir } from './outdir.js';
+import { MAX_BYTES, readRegularFile, readRegularJson } from './read-file.js';
 import { loadHfModel } from './hf.js';
 import { readSavedScales } from './quant-scales.js';
 import { encodeExport, EXPORT_FILES, type ExportContent, type QuantMatrix } from './export-format.js';
@@ -26,6 +30,8 @@ export interface ExportOptions {
   format?: 'auto' | Int8Format;
   /** Block width for the block format (default: the student's trained block, else 16). */
   block?: number;
+  /** Replace an earlier export in the output folder (never a folder qkd did not write as an export). */
+  force?: boolean;
 }
 
 export interface ExportResult {
@@ -50,8 +56,8 @@ export function resolveModelDir(dir: string): string {
   for (const inner of ['model', 'export']) if (existsSync(join(dir, inner, 'config.json'))) return join(dir, inner);
   const cfg = join(dir, 'config.json');
   if (existsSync(cfg)) {
-    let run = false;
-    try { const j = JSON.parse(readFileSync(cfg, 'utf8')); run = !!j && typeof j === 'object' && ('train' in j || 'distill' in j); } catch { /* not JSON: the loader says so */ }
+    const j = readRegularJson(cfg, 'config.json');
+    const run = !!j && typeof j === 'object' && ('train' in j || 'distill' in j);
     if (run) throw new QkdError('E_MISSING', `${dir}: a qkd run directory without a model yet (model/ is written at the first evaluation; expected ${join(dir, 'model')})`);
   }
   return dir;
@@ -62,7 +68,7 @@ export function isExportDir(dir: string): boolean {
   const p = join(dir, EXPORT_FILES.config);
   if (!existsSync(p)) return false;
   try {
-    const q = (JSON.parse(readFileSync(p, 'utf8')) as { quantization?: { format?: unknown } }).quantization;
+    const q = (readRegularJson(p, 'config.json') as { quantization?: { format?: unknown } }).quantization;
     return q?.format === 'qkd-int8';
   } catch {
     return false;
@@ -92,14 +98,24 @@ function toMatrix(fmt: Int8Format, q: Int8Array, scale: Float32Array, O: number,
   return fmt === 'csr' ? denseToCsr(q, scale, O, I) : { format: 'dense', O, I, values: q, scale };
 }
 
+/** The tokenizer.json the export copies, validated (it loads, and fits the model's vocabulary) first. */
+function readTokenizer(dir: string, vocab: number): Uint8Array | undefined {
+  const path = join(dir, EXPORT_FILES.tokenizer);
+  if (!existsSync(path)) return undefined;
+  checkTokenizerFits(loadTokenizer(path), vocab, path);
+  return new Uint8Array(readRegularFile(path, 'tokenizer.json', MAX_BYTES.tokenizer));
+}
+
 /** The model's quantized matrices and float tensors, as the export stores them. */
 function buildContent(dir: string, opts: ExportOptions, warnings: string[]): ExportContent {
   const hf = loadHfModel(dir);
+  checkFiniteTensors(hf.tensors, dir);
   warnings.push(...hf.warnings);
   const c = hf.config, cq = c.quant, ptq = cq === null, spec = specOf(c);
   if (ptq) warnings.push(`${dir}: a float model (no "quant" in its config): exporting with max-abs int8 post-training quantization, which changes its outputs`);
   const bits = cq?.bits ?? 8, embedBits = ptq ? 8 : cq.embedBits, actBits = cq?.actBits ?? 0;
   const saved = ptq ? undefined : readSavedScales(dir);
+  if (saved) checkFiniteTensors(saved, join(dir, SCALES_FILE));
   if (!ptq && cq.scheme === 'lsq' && !saved) {
     throw new QkdError('E_MISSING', `${dir}: ${SCALES_FILE} is missing: a student trained with learned (LSQ) scales needs it`);
   }
@@ -118,8 +134,7 @@ function buildContent(dir: string, opts: ExportOptions, warnings: string[]): Exp
     const fmt = isLinear(p.name) ? pickFormat(q, O, I, k, opts.format) : 'dense';
     matrices.set(p.name, { matrix: toMatrix(fmt, q, t.scale, O, I, k), bits: b });
   }
-  const tokPath = join(dir, EXPORT_FILES.tokenizer);
-  const tokenizer = existsSync(tokPath) ? new Uint8Array(readFileSync(tokPath)) : undefined;
+  const tokenizer = readTokenizer(dir, c.vocabSize);
   if (!tokenizer) warnings.push(`${dir}: no tokenizer.json; the export will have none (pass --tokenizer to eval/generate)`);
   return {
     config: c, matrices, floats, tokenizer,
@@ -130,12 +145,18 @@ function buildContent(dir: string, opts: ExportOptions, warnings: string[]): Exp
   };
 }
 
-/** Writes the export of the model in `modelDir` (or a run directory's model/) to `outDir`, atomically. */
+/**
+ * Writes the export of the model in `modelDir` (or a run directory's model/) to `outDir`, atomically,
+ * under the output-folder rule of io/outdir.ts (checked before any work): a new or empty folder, or
+ * with `force` an earlier export; never the model's own folder.
+ */
 export function exportStudent(modelDir: string, outDir: string, opts: ExportOptions = {}): ExportResult {
   const dir = resolveModelDir(modelDir), warnings: string[] = [];
+  const req = { kind: 'export' as const, force: opts.force === true, inputs: [modelDir, dir] };
+  checkOutDir(outDir, req);
   const content = buildContent(dir, opts, warnings);
   const files = encodeExport(content);
-  writeDirAtomic(outDir, files);
+  writeOutputDir(outDir, req, files);
   const sizes: Record<string, number> = {};
   for (const [n, d] of Object.entries(files)) sizes[n] = typeof d === 'string' ? Buffer.byteLength(d) : d.length;
   const bytes = Object.values(sizes).reduce((a, b) => a + b, 0);
@@ -145,20 +166,19 @@ export function exportStudent(modelDir: string, outDir: string, opts: ExportOpti
   return { out: outDir, config: content.config, files: sizes, bytes, params, bitsPerParam: (8 * bytes) / params, formats, warnings };
 }
 
-function readBytes(path: string, required: boolean): Uint8Array | undefined {
+function readBytes(path: string, required: boolean, maxBytes = Infinity): Uint8Array | undefined {
   if (!existsSync(path)) {
     if (required) throw new QkdError('E_MISSING', `${path}: not found (not a qkd-int8 export directory?)`);
     return undefined;
   }
-  if (!statSync(path).isFile()) throw new QkdError('E_INPUT', `${path}: not a regular file`);
-  return new Uint8Array(readFileSync(path));
+  return new Uint8Array(readRegularFile(path, basename(path), maxBytes));
 }
 
 /** Reads and validates an export directory. `alloc` places integer arrays in kernel memory. */
 export function loadExport(dir: string, alloc?: Pick<Int8Kernels, 'allocI8' | 'allocI32'>): LoadedExport {
-  const config = readBytes(join(dir, EXPORT_FILES.config), true)!;
+  const config = readBytes(join(dir, EXPORT_FILES.config), true, MAX_BYTES.config)!;
   const model = readBytes(join(dir, EXPORT_FILES.model), true)!;
-  const tokenizer = readBytes(join(dir, EXPORT_FILES.tokenizer), false);
+  const tokenizer = readBytes(join(dir, EXPORT_FILES.tokenizer), false, MAX_BYTES.tokenizer);
   try {
     return parseExport({ config, model, tokenizer }, alloc);
   } catch (e) {

@@ -2,9 +2,10 @@
  * A Hugging Face checkpoint directory's weights: either one `model.safetensors` or shards listed by
  * `model.safetensors.index.json` (`{"weight_map": {tensor: shardFile}}`).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { QkdError } from '../tensor/errors.js';
+import { MAX_BYTES, readRegularJson } from './read-file.js';
 import {
   DTYPE_SIZE, encodeSafetensors, readSafetensors, TensorStore, type SafetensorsFile, type TensorInfo,
   type TensorToWrite,
@@ -49,14 +50,31 @@ export function readCheckpointDir(dir: string): Checkpoint {
   throw new QkdError('E_MISSING', `${dir}: no ${SINGLE_FILE} or ${INDEX_FILE}`);
 }
 
+/**
+ * Bytes of a checkpoint directory's weight files (one file, or every shard the index names), from
+ * stat alone: what bounds the weights a config may claim (model/limits.ts). Undefined when a file is
+ * missing or not regular (the reader then says which).
+ */
+export function checkpointBytes(dir: string): { file: string; bytes: number } | undefined {
+  const single = join(dir, SINGLE_FILE), index = join(dir, INDEX_FILE);
+  const size = (p: string) => { try { const st = statSync(p); return st.isFile() ? st.size : undefined; } catch { return undefined; } };
+  if (existsSync(single)) {
+    const b = size(single);
+    return b === undefined ? undefined : { file: single, bytes: b };
+  }
+  if (!existsSync(index)) return undefined;
+  let total = 0;
+  for (const f of new Set(readWeightMap(index).values())) {
+    const b = size(join(dir, f));
+    if (b === undefined) return undefined;
+    total += b;
+  }
+  return { file: `the shards of ${index}`, bytes: total };
+}
+
 /** weight_map of an index file, validated: tensor -> plain shard file name. */
 function readWeightMap(index: string): Map<string, string> {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(index, 'utf8'));
-  } catch (e) {
-    throw new QkdError('E_FORMAT', `${index}: not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  const json = readRegularJson(index, INDEX_FILE, MAX_BYTES.index);
   const wm = (json as { weight_map?: unknown } | null)?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
     throw new QkdError('E_FORMAT', `${index}: weight_map is missing or not an object`);

@@ -2,12 +2,14 @@
  * Hugging Face model directory <-> engine: config.json + safetensors weights (single or sharded,
  * f32/f16/bf16) in, internal parameter names and float32 tensors out, and back.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { QkdError } from '../tensor/errors.js';
 import { makeModelConfig, paramLayout, type ModelConfig } from '../model/config.js';
 import { writeDirAtomic } from './atomic.js';
-import { encodeCheckpoint, INDEX_FILE, readCheckpointDir, SINGLE_FILE, type Checkpoint } from './hf-checkpoint.js';
+import { readRegularJson } from './read-file.js';
+import { checkpointBytes, encodeCheckpoint, INDEX_FILE, readCheckpointDir, SINGLE_FILE, type Checkpoint } from './hf-checkpoint.js';
+import { checkModelLimits } from '../model/limits.js';
 import { hfConfigFor, parseHfConfig, type ParsedHfConfig, type SaveDtype } from './hf-config.js';
 import { hfLinks, IGNORED_HF, joinHf, splitHf, type Link } from './hf-names.js';
 import type { TensorToWrite } from './safetensors.js';
@@ -30,11 +32,7 @@ function readJson(path: string, required: boolean): unknown {
     if (required) throw new QkdError('E_MISSING', `${path}: not found`);
     return undefined;
   }
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new QkdError('E_FORMAT', `${path}: not valid JSON: ${(e as Error).message}`, { cause: e });
-  }
+  return readRegularJson(path, basename(path));
 }
 
 function sameShape(a: number[], b: number[]): boolean {
@@ -49,18 +47,18 @@ function resolveName(ckpt: Checkpoint, link: Link): string | null {
 
 interface Loaded { tensors: Map<string, Float32Array>; used: Set<string>; dtype: string; warnings: string[] }
 
-function loadLinks(ckpt: Checkpoint, links: Link[]): Loaded {
-  const tensors = new Map<string, Float32Array>();
-  const used = new Set<string>(), warnings: string[] = [];
-  const dtypes = new Map<string, number>();
-  for (const link of links) {
+/**
+ * Every required tensor present with the config's shape and a float dtype, checked before anything
+ * is allocated: so every size the config implies for the weights is backed by the file.
+ */
+function checkLinks(ckpt: Checkpoint, links: Link[]): (string | null)[] {
+  return links.map((link) => {
     const name = resolveName(ckpt, link);
     if (name === null) {
       if (!link.optional) {
         throw new QkdError('E_MISSING', `${ckpt.source}: tensor "${link.prefix}${link.hf}" (for ${link.parts.map((p) => p.name).join(', ')}) not found`);
       }
-      for (const p of link.parts) tensors.set(p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1)));
-      continue;
+      return null;
     }
     const t = ckpt.get(name);
     if (!sameShape(t.shape, link.hfShape)) {
@@ -69,6 +67,22 @@ function loadLinks(ckpt: Checkpoint, links: Link[]): Loaded {
     if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
       throw new QkdError('E_UNSUPPORTED', `${t.file}: tensor "${name}" has dtype ${t.dtype}; only F32, F16 and BF16 weights can be imported`);
     }
+    return name;
+  });
+}
+
+function loadLinks(ckpt: Checkpoint, links: Link[]): Loaded {
+  const tensors = new Map<string, Float32Array>();
+  const used = new Set<string>(), warnings: string[] = [];
+  const dtypes = new Map<string, number>();
+  const names = checkLinks(ckpt, links);
+  for (const [i, link] of links.entries()) {
+    const name = names[i];
+    if (name === null) {
+      for (const p of link.parts) tensors.set(p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1)));
+      continue;
+    }
+    const t = ckpt.get(name);
     const data = ckpt.getF32(name);
     let bad = 0;
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
@@ -126,7 +140,9 @@ function settleLlamaBias(parsed: ParsedHfConfig, config: ModelConfig, loaded: Lo
 export function loadHfModelConfig(dir: string): ModelConfig {
   const configPath = join(dir, 'config.json');
   const parsed = parseHfConfig(readJson(configPath, true), configPath, undefined);
-  return makeModelConfig(parsed.input, configPath);
+  const config = makeModelConfig(parsed.input, configPath);
+  checkModelLimits(config, configPath, 0);
+  return config;
 }
 
 /** Loads a Hugging Face (or qkd-student) model directory into engine tensors. */
@@ -143,6 +159,8 @@ export function loadHfModel(dir: string): LoadedHfModel {
   const parsed = parseHfConfig(hfConfig, configPath, gen);
   warnings.push(...parsed.warnings);
   const config = makeModelConfig(parsed.input, configPath);
+  // before any allocation sized by the config: caps and RoPE tables (the weights' shapes: checkLinks)
+  checkModelLimits(config, configPath, checkpointBytes(dir)?.bytes ?? 0);
   const ckpt = readCheckpointDir(dir);
   warnings.push(...ckpt.warnings);
   const optional = { attn: !parsed.llamaBias.attn, mlp: !parsed.llamaBias.mlp };

@@ -8,6 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { loadHfModel } from './hf.js';
 import { writeFileAtomic } from './atomic.js';
+import { checkFiniteTensors } from './finite.js';
 import { buildTransformerGraph, ONNX_NAMES } from './onnx-model.js';
 import { encodeModel, type ModelProto } from './onnx-proto.js';
 import type { ModelConfig } from '../model/config.js';
@@ -68,15 +69,6 @@ function checkOptions(out: string, opts: OnnxExportOptions): { opset: number; in
   return { opset, int8: opts.int8 ?? false, kvCache: opts.kvCache ?? false };
 }
 
-/** Checks that the loaded weights are finite: a NaN would silently poison every logit in onnxruntime. */
-function checkFinite(tensors: Map<string, Float32Array>, dir: string): void {
-  for (const [name, t] of tensors) {
-    for (let i = 0; i < t.length; i++) {
-      if (!Number.isFinite(t[i])) throw new QkdError('E_INPUT', `${dir}: tensor "${name}" has a non-finite value at ${i}; cannot export`);
-    }
-  }
-}
-
 /** Builds the ONNX model bytes for a loaded model (exposed for tests and tools that hold tensors). */
 export function onnxModelBytes(config: ModelConfig, tensors: Map<string, Float32Array>,
   opts: { opset?: number; int8?: boolean; kvCache?: boolean; docString?: string } = {}): { bytes: Uint8Array; model: ModelProto } {
@@ -106,7 +98,7 @@ export function exportOnnx(dir: string, out: string, opts: OnnxExportOptions = {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new QkdError('E_MISSING', `${dir}: model directory not found`);
   const o = checkOptions(out, opts);
   const hf = loadHfModel(dir);
-  checkFinite(hf.tensors, dir);
+  checkFiniteTensors(hf.tensors, dir);
   const { bytes, model } = onnxModelBytes(hf.config, hf.tensors, { ...o, docString: `exported by qkd from ${dir}` });
   writeFileAtomic(out, bytes);
   const names = (vs: { name: string }[]) => vs.map((v) => v.name);

@@ -4,9 +4,10 @@
  * buffer; offsets are relative to the buffer. Everything in the header is validated before any
  * tensor byte is touched; every failure is a QkdError naming the file and the tensor.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { QkdError } from '../tensor/errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { firstDuplicateKey } from './json-keys.js';
+import { openRegularFile, readAt } from './read-file.js';
 
 /** Item sizes of every dtype the format defines; we can carry all of them as raw bytes. */
 export const DTYPE_SIZE = {
@@ -240,6 +241,8 @@ function readHeaderJson(file: string, src: ByteSource): { json: Record<string, u
     throw fmt(file, `header is not valid JSON: ${(e as Error).message}`);
   }
   if (!isObj(json)) throw fmt(file, 'header is not a JSON object');
+  const dup = firstDuplicateKey(text);
+  if (dup) throw fmt(file, `header names ${dup.path ? `field "${dup.key}" of "${dup.path}"` : `tensor "${dup.key}"`} twice`);
   return { json, dataStart: 8 + n };
 }
 
@@ -270,31 +273,19 @@ export function parseSafetensors(bytes: Uint8Array, name = '<memory>'): Safetens
   return parseFrom(name, { size: bytes.length, read: (o, l) => bytes.subarray(o, o + l) });
 }
 
-/** Reads a safetensors file; each tensor is read by itself, so files beyond 2 GB work too. */
+/** Reads a safetensors file (regular files only); each tensor is read by itself, so files beyond 2 GB work too. */
 export function readSafetensors(path: string): SafetensorsFile {
-  let fd: number;
+  const f = openRegularFile(path, 'safetensors file');
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'E_MISSING' : 'E_INPUT';
-    throw new QkdError(code, `${path}: cannot open: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new QkdError('E_INPUT', `${path}: not a regular file`);
     const read = (offset: number, length: number): Uint8Array => {
       const out = new Uint8Array(length);
-      let got = 0;
-      while (got < length) {
-        const k = readSync(fd, out, got, length - got, offset + got);
-        if (k === 0) throw fmt(path, `unexpected end of file at byte ${offset + got} (file changed while reading?)`);
-        got += k;
-      }
+      const got = readAt(f.fd, out, offset);
+      if (got < length) throw fmt(path, `unexpected end of file at byte ${offset + got} (file changed while reading?)`);
       return out;
     };
-    return parseFrom(path, { size: st.size, read });
+    return parseFrom(path, { size: f.size, read });
   } finally {
-    closeSync(fd);
+    f.close();
   }
 }
 

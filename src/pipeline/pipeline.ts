@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join } from 'node:path';
 import { canonicalJson } from '../io/export-format.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { readRegularJson } from '../io/read-file.js';
 import { QkdError } from '../tensor/errors.js';
 import type { PipelineConfig } from './config.js';
 import {
@@ -40,10 +41,7 @@ const sha = (v: unknown) => createHash('sha256').update(canonicalJson(v)).digest
 function openState(out: string): State {
   const p = join(out, STATE_FILE);
   if (existsSync(p)) {
-    let s: State;
-    try { s = JSON.parse(readFileSync(p, 'utf8')); } catch (e) {
-      throw new QkdError('E_FORMAT', `${p}: not a pipeline state file (${(e as Error).message})`);
-    }
+    const s = readRegularJson(p, STATE_FILE) as State;
     if (s?.version !== VERSION || typeof s.stages !== 'object') throw new QkdError('E_FORMAT', `${p}: field version: expected ${VERSION}`);
     return s;
   }
@@ -133,7 +131,7 @@ export async function runPipeline(c: StageContext): Promise<PipelineResult> {
     save();
     ran.push(st.name);
   }
-  const read = <T>(p: string) => JSON.parse(readFileSync(join(c.out, p), 'utf8')) as T;
+  const read = <T>(p: string) => readRegularJson(join(c.out, p), p) as T;
   const exportBytes = readdirSync(join(c.out, 'export')).reduce((s, f) => s + statSync(join(c.out, 'export', f)).size, 0);
   return { out: c.out, ran, skipped, eval: read<EvalFile>('eval/eval.json'), bench: read<BenchFile>('bench/bench.json'), exportBytes,
     teacherDir: teacherDir(c) };

@@ -74,14 +74,36 @@ export function pickToken(logits: Float32Array, history: number[], o: GenerateOp
   return order[order.length - 1];
 }
 
+/**
+ * The one rule for a generation request (CLI, Node API and browser alike), checked before anything
+ * is allocated or printed: a non-empty prompt that, with maxNewTokens new tokens, fits the model's
+ * positions (never silently capped), and sampling settings that are defined.
+ */
+export function checkGenerateRequest(config: Pick<ModelConfig, 'maxPos'>, promptTokens: number, o: GenerateOptions = {}): void {
+  const bad = (msg: string): never => { throw new QkdError('E_CONFIG', `generate: ${msg}`); };
+  if (promptTokens === 0) throw new QkdError('E_INPUT', 'generate: the prompt is empty (no tokens)');
+  const maxPos = config.maxPos, maxNew = o.maxNewTokens ?? 64;
+  if (promptTokens >= maxPos) {
+    throw new QkdError('E_INPUT', `generate: prompt of ${promptTokens} tokens leaves no room for new tokens in ${maxPos} positions`);
+  }
+  if (!Number.isSafeInteger(maxNew) || maxNew < 1) bad(`max-new-tokens ${maxNew} is not a positive integer`);
+  if (promptTokens + maxNew > maxPos) {
+    bad(`max-new-tokens ${maxNew}: the prompt's ${promptTokens} token(s) plus ${maxNew} new ones exceed the model's context of ` +
+      `${maxPos} positions (at most ${maxPos - promptTokens} new tokens)`);
+  }
+  const rp = o.repetitionPenalty;
+  if (rp !== undefined && !(rp > 0 && rp < Infinity)) bad(`repetition-penalty ${rp} must be a finite number > 0`);
+  const t = o.temperature;
+  if (t !== undefined && !(t >= 0 && t < Infinity)) bad(`temperature ${t} must be a finite number >= 0`);
+  if (o.topK !== undefined && !(Number.isSafeInteger(o.topK) && o.topK >= 0)) bad(`top-k ${o.topK} must be an integer >= 0`);
+  if (o.topP !== undefined && !(o.topP >= 0 && o.topP <= 1)) bad(`top-p ${o.topP} must lie in [0, 1]`);
+}
+
 /** Streams generated token ids (the prompt is not repeated). */
 export function* generateIds(model: CausalLM, prompt: number[], o: GenerateOptions = {}): Generator<number> {
-  if (prompt.length === 0) throw new QkdError('E_INPUT', 'generate: the prompt is empty (no tokens)');
+  checkGenerateRequest(model.config, prompt.length, o);
   const maxNew = o.maxNewTokens ?? 64, V = model.config.vocabSize;
-  const total = Math.min(model.config.maxPos, prompt.length + maxNew);
-  if (prompt.length >= model.config.maxPos) {
-    throw new QkdError('E_INPUT', `prompt of ${prompt.length} tokens leaves no room in ${model.config.maxPos} positions`);
-  }
+  const total = prompt.length + maxNew;
   const cache = model.newCache(1, total), rand = rng(o.seed ?? 0), stop = new Set(o.stopIds ?? []);
   const history = [...prompt];
   try {

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'E_UNSUPPORTED' // a valid input qkd does not handle (architecture, dtype, ...)
   | 'E_VOCAB'     // tokenizer/vocabulary mismatch
   | 'E_INPUT'     // bad user data (empty text, non-UTF-8, ...)
+  | 'E_NUMERIC'   // a non-finite loss or weight (a diverged run, a corrupt model)
   | 'E_INTERNAL';
 
 export class QkdError extends Error {

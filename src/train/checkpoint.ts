@@ -3,10 +3,11 @@
  * (and any extra) buffers in one safetensors file plus a JSON state (step, sampler state, ...).
  * The magic/version in state.json lets readers reject what they do not understand.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeDirAtomic } from '../io/atomic.js';
 import { encodeSafetensors, readSafetensors } from '../io/safetensors.js';
+import { MAX_BYTES, readRegularText } from '../io/read-file.js';
 import { QkdError } from '../tensor/errors.js';
 
 export const CHECKPOINT_MAGIC = 'qkd-checkpoint';
@@ -35,7 +36,7 @@ export function hasCheckpoint(dir: string): boolean {
 export function loadCheckpoint(dir: string, expect: Record<string, number>): { state: CheckpointState; buffers: Record<string, Float32Array> } {
   const sp = join(dir, 'state.json');
   let state: CheckpointState;
-  try { state = JSON.parse(readFileSync(sp, 'utf8')); } catch (e) {
+  try { state = JSON.parse(readRegularText(sp, 'checkpoint state', MAX_BYTES.config)); } catch (e) {
     throw new QkdError('E_FORMAT', `${sp}: cannot read the checkpoint state (${(e as Error).message})`);
   }
   if (state?.magic !== CHECKPOINT_MAGIC) throw new QkdError('E_FORMAT', `${sp}: field magic: not a qkd checkpoint`);

@@ -3,7 +3,6 @@
  * cross-field checks), then frozen. The model part is a preset name plus overrides; the vocabulary
  * comes from the tokenizer when the run starts (resolveModel).
  */
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { makeModelConfig, ModelConfigSchema, type ModelConfig } from '../model/config.js';
@@ -11,6 +10,8 @@ import { PRESETS, presetNames, type ModelPreset } from '../model/presets.js';
 
 /** The student preset that copies the teacher's architecture. */
 export const TEACHER_PRESET = 'teacher';
+import { MAX_BYTES, readRegularText } from '../io/read-file.js';
+import { checkWarmup } from './guard.js';
 import { QkdError } from '../tensor/errors.js';
 
 /** A model in a config: a preset name plus overrides of any architecture field (the vocabulary comes from the tokenizer). */
@@ -73,10 +74,7 @@ export function zodMessage(where: string, e: z.ZodError): string {
 
 /** Reads a JSON or YAML config file. */
 export function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try { text = readFileSync(path, 'utf8'); } catch (e) {
-    throw new QkdError('E_MISSING', `${path}: cannot read the config file (${(e as Error).message})`);
-  }
+  const text = readRegularText(path, 'config file', MAX_BYTES.config);
   let v: unknown;
   try { v = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text); } catch (e) {
     throw new QkdError('E_FORMAT', `${path}: not valid ${/\.ya?ml$/i.test(path) ? 'YAML' : 'JSON'}: ${(e as Error).message}`);
@@ -108,7 +106,7 @@ export function makeTrainConfig(file: Record<string, unknown>, flags: Record<str
   const bad = (f: string, why: string) => { throw new QkdError('E_CONFIG', `${where}: ${f}: ${why}`); };
   if (!(c.model.preset in PRESETS)) bad('model.preset', `unknown preset '${c.model.preset}' (known: ${presetNames().join(', ')})`);
   if (c.batch % c.microBatch !== 0) bad('microBatch', `${c.microBatch} does not divide batch ${c.batch}`);
-  if (c.warmup > c.steps) bad('warmup', `${c.warmup} warm-up steps exceed the ${c.steps} steps`);
+  checkWarmup(c.warmup, c.steps, where);
   // validate the architecture now (with a placeholder vocabulary) so bad models fail before any work
   const m = resolveModel(c.model, 256, where);
   if (c.context > m.maxPos) bad('context', `${c.context} is longer than the model's ${m.maxPos} positions (model.maxPos)`);

@@ -1,8 +1,10 @@
 /**
  * The step loop shared by `qkd train` and `qkd distill`: run steps until done or a signal arrives,
  * log each step, evaluate and checkpoint on their intervals, and finish with an evaluation and a
- * checkpoint (or only a checkpoint when interrupted).
+ * checkpoint (or only a checkpoint when interrupted). A non-finite loss stops the run with a QkdError
+ * before that step is logged as done, evaluated or checkpointed (the checkpoint on disk stays the last good one).
  */
+import { nonFiniteLoss } from './guard.js';
 import type { RunDir } from './run.js';
 
 export interface LoopOptions {
@@ -23,28 +25,36 @@ export interface LoopOptions {
 }
 
 export async function runLoop(o: LoopOptions): Promise<{ steps: number; lastLoss: number; interrupted: string | null }> {
-  let done = o.startStep, lastLoss = NaN, evaluatedAt = -1;
+  let done = o.startStep, lastLoss = NaN, evaluatedAt = -1, lastCheckpoint: number | null = o.startStep > 0 ? o.startStep : null;
+  const checkpoint = (n: number) => { o.checkpoint(n); lastCheckpoint = n; };
   o.run.trapSignals();
   try {
     while (done < o.steps && !o.run.stopRequested) {
       const ts = performance.now();
       const m = o.step(done);
       done++;
+      // a non-finite gradient norm means this step's update already made the weights non-finite
+      const bad = !Number.isFinite(m.loss) ? `the loss is ${m.loss}`
+        : m.grad_norm !== undefined && !Number.isFinite(m.grad_norm) ? `the gradient norm is ${m.grad_norm}` : null;
+      if (bad) {
+        o.run.log({ step: done, ...m, nonfinite: true });
+        throw nonFiniteLoss(o.run.dir, done, bad, o.run.checkpointDir, lastCheckpoint);
+      }
       lastLoss = m.loss;
       const tps = o.tokensPerStep / ((performance.now() - ts) / 1000);
       o.run.log({ step: done, ...m, tokens_per_s: Math.round(tps) });
       o.onStep?.({ step: done, steps: o.steps, loss: m.loss, lr: m.lr ?? NaN, tokensPerSec: tps });
       testSignal(done);
       if (o.evalEvery > 0 && done % o.evalEvery === 0) { o.evaluate(done); evaluatedAt = done; }
-      if (o.checkpointEvery > 0 && done % o.checkpointEvery === 0) o.checkpoint(done);
+      if (o.checkpointEvery > 0 && done % o.checkpointEvery === 0) checkpoint(done);
       await new Promise((r) => setImmediate(r)); // lets SIGINT/SIGTERM handlers run
     }
     if (o.run.stopRequested) {
-      o.checkpoint(done);
+      checkpoint(done);
       o.info(`${o.run.stopRequested}: checkpoint saved at step ${done}; continue with --resume`);
     } else {
       if (evaluatedAt !== done) o.evaluate(done);
-      o.checkpoint(done);
+      checkpoint(done);
     }
   } finally {
     o.run.releaseSignals();

@@ -7,9 +7,10 @@
  *   RUN/checkpoint/      latest training state (atomic)
  *   RUN/model/           best model so far, Hugging Face layout (atomic)
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { prepareOutDir } from '../io/outdir.js';
 import { QkdError } from '../tensor/errors.js';
 import { hasCheckpoint } from './checkpoint.js';
 
@@ -29,11 +30,13 @@ export class RunDir {
   }
 
   /**
-   * New run: the directory must not hold another run (unless it only has no checkpoint). Resume: the
-   * saved config must equal `config` (JSON-equal); returns the checkpoint dir to load or null.
+   * New run: the directory must be new, empty, or a run of the same kind that never saved a
+   * checkpoint or a model (io/outdir.ts: a run to replace is removed by the command's --force first).
+   * Resume: the saved config must equal `config` (JSON-equal); returns the checkpoint dir to load or null.
    */
   open(config: object, resume: boolean): string | null {
     const text = JSON.stringify(config, null, 2) + '\n';
+    prepareOutDir(this.dir, { kind: 'distill' in config ? 'distill' : 'train', resume });
     if (resume) {
       if (!existsSync(this.configPath)) throw new QkdError('E_MISSING', `${this.configPath}: no run to resume here`);
       const saved = JSON.parse(readFileSync(this.configPath, 'utf8'));
@@ -41,10 +44,6 @@ export class RunDir {
       if (diff) throw new QkdError('E_CONFIG', `${this.configPath}: cannot resume with a different config (${diff})`);
       return hasCheckpoint(this.checkpointDir) ? this.checkpointDir : null;
     }
-    if (hasCheckpoint(this.checkpointDir)) {
-      throw new QkdError('E_CONFIG', `${this.dir}: already holds a run with a checkpoint; pass --resume to continue it or choose another --out`);
-    }
-    mkdirSync(this.dir, { recursive: true });
     writeFileAtomic(this.configPath, text);
     writeFileAtomic(this.metricsPath, '');
     return null;

@@ -6,6 +6,7 @@
  */
 import type { EvalResult } from '../eval/perplexity.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkFiniteEval } from './guard.js';
 import { runLoop } from './loop.js';
 import type { RunDir } from './run.js';
 
@@ -27,6 +28,8 @@ export interface TrainSummary {
 }
 
 export interface SessionSpec {
+  /** The command, in messages (`train`, `distill`). */
+  label: string;
   run: RunDir;
   /** The checkpoint to resume from (RunDir.open), or null for a fresh run. */
   resumeFrom: string | null;
@@ -71,6 +74,7 @@ export async function runSession(o: SessionSpec): Promise<TrainSummary> {
     saveCheckpoint(run.checkpointDir, o.buffers, { step: done, sampler: o.sampler.state(), best, bestStep });
   const evaluate = (done: number) => {
     const r = o.validate(), eligible = o.eligible?.(done) ?? true;
+    checkFiniteEval(r, done, o.label);
     const isBest = eligible && (best === null || r.nll < best.nll);
     if (isBest) { best = r; bestStep = done; o.saveBest(); }
     run.log({ step: done, valid_ppl: r.ppl, valid_nll: r.nll, valid_top1: r.top1, valid_tokens: r.tokens, best: isBest,

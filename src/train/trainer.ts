@@ -9,16 +9,18 @@ import type { Backend } from '../kernels/backend.js';
 import { trainBpe } from '../data/bpe.js';
 import { brownSplitText } from '../data/brown.js';
 import { BatchSampler, loadTokenData, type TokenData } from '../data/dataset.js';
-import { loadTextInputs } from '../data/text.js';
+import { textPiecesOf } from '../data/text.js';
 import { tokenizerFromJson, type QkdTokenizer } from '../data/tokenizer.js';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import { evaluate } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { saveHfModel } from '../io/hf.js';
 import { initParams } from '../model/init.js';
+import { paramCount } from '../model/config.js';
 import { Transformer } from '../model/transformer.js';
 import { resolveModel, type TrainConfig } from './config.js';
 import { AdamW, clipFactor } from './optim.js';
+import { checkRunPlan } from './guard.js';
 import { RunDir } from './run.js';
 import { lrAt } from './schedule.js';
 import { runSession, type TrainHooks, type TrainSummary } from './session.js';
@@ -31,7 +33,7 @@ function runTokenizer(cfg: TrainConfig, run: RunDir, info: (m: string) => void):
   if (cfg.tokenizer) return loadTokenizer(cfg.tokenizer);
   if (existsSync(saved)) return loadTokenizer(saved);
   info(`training a byte-level BPE tokenizer (vocab ${cfg.vocabSize}) on the training text`);
-  const texts = cfg.data.kind === 'brown' ? [brownSplitText('train')] : loadTextInputs(cfg.data.paths).map((d) => d.text);
+  const texts = cfg.data.kind === 'brown' ? [brownSplitText('train')] : textPiecesOf(cfg.data.paths);
   const json = trainBpe(texts, { vocabSize: cfg.vocabSize });
   writeFileAtomic(saved, JSON.stringify(json));
   return tokenizerFromJson(json, undefined, saved);
@@ -46,12 +48,14 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
   const data: TokenData = loadTokenData(cfg.data, tok);
   info(`data: ${data.source}: ${data.train.length} training tokens, ${data.valid.length} validation tokens`);
   const mc = resolveModel(cfg.model, tok.vocabSize, 'train config');
+  const evalWindows = cfg.evalWindows > 0 ? cfg.evalWindows * cfg.evalContext : data.valid.length;
+  const validIds = data.valid.subarray(0, Math.min(data.valid.length, evalWindows));
+  checkRunPlan({ where: 'train', dir: run.dir, steps: cfg.steps, warmup: cfg.warmup, validTokens: validIds.length,
+    evalContext: cfg.evalContext, params: paramCount(mc) });
   const model = new Transformer(be, mc);
   initParams(model.params, cfg.seed + 1);
   const opt = new AdamW(model.params, { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weightDecay });
   const sampler = new BatchSampler(data.train, cfg.microBatch, cfg.context, cfg.seed);
-  const evalWindows = cfg.evalWindows > 0 ? cfg.evalWindows * cfg.evalContext : data.valid.length;
-  const validIds = data.valid.subarray(0, Math.min(data.valid.length, evalWindows));
   const nMicro = cfg.batch / cfg.microBatch;
   const trainStep = (s: number) => {
     const lr = lrAt(s, cfg);
@@ -68,7 +72,7 @@ export async function train(cfg: TrainConfig, be: Backend, out: string, resume: 
   };
   try {
     return await runSession({
-      run, resumeFrom, steps: cfg.steps, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery,
+      label: 'train', run, resumeFrom, steps: cfg.steps, evalEvery: cfg.evalEvery, checkpointEvery: cfg.checkpointEvery,
       tokensPerStep: cfg.batch * cfg.context, buffers: { params: model.params.data, adam_m: opt.m, adam_v: opt.v },
       sampler: { state: () => sampler.state(), setState: (st) => sampler.setState(st as number[]) },
       restored: (step) => { opt.step = step; },
