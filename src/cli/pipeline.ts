@@ -74,6 +74,7 @@ export function registerPipeline(program: Command): void {
         });
         bar.stop();
         process.stdout.write(summaryTable(r));
+        process.stdout.write(`report: ${r.report}\n`);
         process.stdout.write(`output: ${r.out} (export: ${join(r.out, 'export')}); ran ${r.ran.join(', ') || 'nothing'}` +
           `${r.skipped.length ? `, skipped ${r.skipped.join(', ')}` : ''} in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
       } catch (e) {

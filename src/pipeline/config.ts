@@ -32,6 +32,10 @@ export const PipelineConfigSchema = z.object({
     /** Windows per evaluation text (0 = all). */
     windows: z.number().int().min(0).default(0),
   }).strict().default({ context: 256, windows: 0 }),
+  report: z.object({
+    /** Held-out windows for the approximation ratio and the empirical risks. */
+    windows: z.number().int().min(1).default(8),
+  }).strict().default({ windows: 8 }),
   bench: z.object({
     prompt: z.number().int().min(1).default(16),
     newTokens: z.number().int().min(2).default(128),
@@ -43,7 +47,7 @@ export const PipelineConfigSchema = z.object({
 export type PipelineConfig = Readonly<z.output<typeof PipelineConfigSchema>>;
 
 export function makePipelineConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): PipelineConfig {
-  const r = PipelineConfigSchema.safeParse(mergeConfig(file, flags, ['train', 'distill', 'eval', 'bench']));
+  const r = PipelineConfigSchema.safeParse(mergeConfig(file, flags, ['train', 'distill', 'eval', 'bench', 'report']));
   if (!r.success) throw new QkdError('E_CONFIG', zodMessage(where, r.error));
   const c = r.data;
   if (c.valid && !c.text) throw new QkdError('E_CONFIG', `${where}: valid: held-out text needs training text (text) too`);

@@ -23,7 +23,7 @@ import { readRegularJson } from '../io/read-file.js';
 import { QkdError } from '../tensor/errors.js';
 import type { PipelineConfig } from './config.js';
 import {
-  benchStage, cacheStage, evalStage, exportStage, exists, Interrupted, studentConfig, studentStage, teacherDir, teacherStage,
+  benchStage, cacheStage, reportStage, evalStage, exportStage, exists, Interrupted, studentConfig, studentStage, teacherDir, teacherStage,
   teacherTrainConfig, tokenizerStage, wantsCache, type BenchFile, type EvalFile, type StageContext,
 } from './stages.js';
 
@@ -33,7 +33,9 @@ const VERSION = 1;
 interface StageState { hash: string; done: boolean; seconds: number }
 interface State { version: number; stages: Record<string, StageState>; teacher: string }
 
-export interface PipelineResult { out: string; ran: string[]; skipped: string[]; eval: EvalFile; bench: BenchFile; exportBytes: number; teacherDir: string }
+export interface PipelineResult {
+  out: string; ran: string[]; skipped: string[]; eval: EvalFile; bench: BenchFile; exportBytes: number; teacherDir: string; report: string;
+}
 
 const sha = (v: unknown) => createHash('sha256').update(canonicalJson(v)).digest('hex').slice(0, 16);
 
@@ -93,6 +95,8 @@ function plan(c: StageContext): Stage[] {
   stages.push({ name: 'eval', deps: ['teacher', 'export'], inputs: { eval: cfg.eval, text: cfg.text, valid: cfg.valid }, dirs: ['eval'],
     run: () => evalStage(c) });
   stages.push({ name: 'bench', deps: ['teacher', 'export'], inputs: { bench: cfg.bench }, dirs: ['bench'], run: () => benchStage(c) });
+  stages.push({ name: 'report', deps: ['teacher', 'student', 'export', 'eval', 'bench'], inputs: { report: cfg.report }, dirs: ['report'],
+    run: () => reportStage(c) });
   return stages;
 }
 
@@ -134,7 +138,7 @@ export async function runPipeline(c: StageContext): Promise<PipelineResult> {
   const read = <T>(p: string) => readRegularJson(join(c.out, p), p) as T;
   const exportBytes = readdirSync(join(c.out, 'export')).reduce((s, f) => s + statSync(join(c.out, 'export', f)).size, 0);
   return { out: c.out, ran, skipped, eval: read<EvalFile>('eval/eval.json'), bench: read<BenchFile>('bench/bench.json'), exportBytes,
-    teacherDir: teacherDir(c) };
+    teacherDir: teacherDir(c), report: join(c.out, 'report', 'report.html') };
 }
 
 export { Interrupted };

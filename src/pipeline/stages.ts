@@ -18,6 +18,8 @@ import { decodeSpeed, type DecodeSpeed } from '../eval/speed.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { exportStudent } from '../io/export.js';
 import { loadModel } from '../io/load-model.js';
+import { buildReport } from '../eval/report/build.js';
+import { writeReport } from '../eval/report/write.js';
 import { loadInt8Model } from '../runtime/int8-node.js';
 import type { CausalLM } from '../runtime/generate.js';
 import { makeTrainConfig, readConfigFile } from '../train/config.js';
@@ -130,6 +132,13 @@ export async function benchStage(c: StageContext): Promise<BenchFile> {
     writeStageFile(c, 'bench', 'bench.json', out);
     return out;
   } finally { await be.dispose(); }
+}
+
+/** The evidence: report.json / report.md / report.html (src/eval/report, docs/report.md) from the stages' outputs. */
+export function reportStage(c: StageContext): string {
+  const out = join(c.out, 'report');
+  writeReport(out, buildReport(c.out, c.be, { windows: c.cfg.report.windows }), { force: true });
+  return join(out, 'report.html');
 }
 
 function writeStageFile(c: StageContext, dir: string, name: string, value: unknown): void {

@@ -22,6 +22,7 @@ const tiny = (bench = 8) => [
   'train: { model: { preset: anchor-student, dim: 32, nLayer: 2, nHead: 2, nKVHead: 1, ffnDim: 64 }, steps: 12, batch: 4, context: 32, warmup: 2, evalEvery: 0, evalContext: 64, checkpointEvery: 5 }',
   'distill: { steps: 12, batch: 4, context: 32, warmup: 2, evalEvery: 0, evalWindows: 2, evalContext: 64, checkpointEvery: 5 }',
   'eval: { context: 64, windows: 3 }',
+  'report: { windows: 2 }',
   `bench: { prompt: 4, newTokens: ${bench}, warmup: 0, rounds: 1 }`,
 ].join('\n') + '\n';
 writeFileSync(config, tiny());
@@ -38,8 +39,9 @@ test('pipeline: every stage runs, writes its folder, and the summary compares te
   const r = pipeline(first);
   assert.equal(r.status, 0, r.stderr);
   for (const f of ['pipeline.json', 'tokenizer/tokenizer.json', 'teacher/model/model.safetensors', 'student/model/model.safetensors',
-    'export/model.safetensors', 'eval/eval.json', 'bench/bench.json']) assert.ok(existsSync(join(first, f)), f);
-  assert.equal(ranStages(r.stdout), 'tokenizer, teacher, cache, student, export, eval, bench');
+    'export/model.safetensors', 'eval/eval.json', 'bench/bench.json', 'report/report.json', 'report/report.html']) assert.ok(existsSync(join(first, f)), f);
+  assert.equal(ranStages(r.stdout), 'tokenizer, teacher, cache, student, export, eval, bench, report');
+  assert.match(r.stdout, /report: .*report\.html/);
   const ev = JSON.parse(readFileSync(join(first, 'eval', 'eval.json'), 'utf8'));
   assert.equal(ev.teacher.valid.tokens, 3 * 63);
   assert.ok(ev.student.valid.ppl > 1 && ev.student.valid.ppl < 300, `student ppl ${ev.student.valid.ppl} (vocab 300)`);
@@ -58,7 +60,7 @@ test('pipeline: a second run skips every stage; a changed bench setting reruns o
   try {
     r = pipeline(first);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(ranStages(r.stdout), 'bench');
+    assert.equal(ranStages(r.stdout), 'bench, report');
   } finally { writeFileSync(config, tiny()); }
 });
 
