@@ -6,6 +6,7 @@ import { registerInfer, registerInspect } from './infer.js';
 import { registerTrain } from './train.js';
 import { registerDistill } from './distill.js';
 import { registerExport } from './export.js';
+import { registerWorker } from './worker.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -21,12 +22,14 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('qkd')
     .description('quantized, sparse knowledge distillation of small language models')
     .exitOverride()
+    .enablePositionalOptions() // `qkd teacher-cache merge --out ...`: the subcommand's flags stay its own
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerInfer(program);
   registerInspect(program);
   registerTrain(program);
   registerDistill(program);
   registerExport(program);
+  registerWorker(program);
   try {
     await program.parseAsync(argv);
     return 0;
