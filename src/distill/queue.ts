@@ -12,6 +12,7 @@
  * another worker after the lock expires (`lockMs`, checked every `stalledMs`).
  */
 import { createHash } from 'node:crypto';
+import { createConnection } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FlowProducer, Queue, QueueEvents, Worker, type Job } from 'bullmq';
@@ -40,9 +41,24 @@ export function redisOptions(url: string, flag = '--queue'): RedisOptions {
   };
 }
 
+/** Resolves when host:port accepts a TCP connection within `ms`; rejects with the socket's error (no timer outlives it). */
+function tcpProbe(host: string, port: number, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection({ host, port });
+    const done = (e?: Error) => { clearTimeout(t); s.destroy(); if (e) reject(e); else resolve(); };
+    const t = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms);
+    s.once('connect', () => done());
+    s.once('error', (e) => done(e));
+  });
+}
+
 /** A connection for BullMQ (which needs maxRetriesPerRequest null), after checking that Redis answers within `timeoutMs`. */
 export async function connectRedis(url: string, timeoutMs = 3000): Promise<Redis> {
-  const opts = redisOptions(url), probe = new Redis({ ...opts, lazyConnect: true, connectTimeout: timeoutMs,
+  const opts = redisOptions(url);
+  try { await tcpProbe(opts.host!, opts.port!, timeoutMs); } catch (e) {
+    throw new QkdError('E_INPUT', `--queue ${url}: cannot reach Redis at ${opts.host}:${opts.port}: ${(e as Error).message}`);
+  }
+  const probe = new Redis({ ...opts, lazyConnect: true, connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
   probe.on('error', () => {}); // reported by connect() below
   try {
@@ -75,7 +91,8 @@ export interface SubmitOptions {
 export async function submitCacheBuild(o: SubmitOptions): Promise<{ base: string; result: unknown }> {
   const conn = await connectRedis(o.url), cwd = process.cwd();
   const base = `tc-${createHash('sha256').update(canon({ out: resolve(o.out), spec: o.spec, shards: o.shards, batch: o.request.batch })).digest('hex').slice(0, 16)}`;
-  const queue = new Queue(o.queueName, { connection: conn }), events = new QueueEvents(o.queueName, { connection: conn.duplicate() });
+  const eventsConn = conn.duplicate(); // QueueEvents blocks on its connection
+  const queue = new Queue(o.queueName, { connection: conn }), events = new QueueEvents(o.queueName, { connection: eventsConn });
   const flows = new FlowProducer({ connection: conn });
   try {
     await events.waitUntilReady();
@@ -97,13 +114,15 @@ export async function submitCacheBuild(o: SubmitOptions): Promise<{ base: string
     events.on('completed', ({ jobId }) => { if (jobId.startsWith(base) && jobId !== mergeId) o.onEvent?.(`${jobId}: done`); });
     events.on('failed', ({ jobId, failedReason }) => { if (jobId.startsWith(base)) o.onEvent?.(`${jobId}: failed: ${failedReason}`); });
     try {
-      return { base, result: await flow.job.waitUntilFinished(events) };
+      const job = (await queue.getJob(mergeId)) ?? flow.job; // a Job of `queue`: the flow's own has no live queue to wait on
+      return { base, result: await job.waitUntilFinished(events) };
     } catch (e) {
       throw new QkdError('E_INPUT', `queued teacher-cache build ${mergeId} failed: ${(e as Error).message}`);
     }
   } finally {
     await Promise.allSettled([flows.close(), queue.close(), events.close()]);
     conn.disconnect();
+    eventsConn.disconnect();
   }
 }
 
