@@ -7,6 +7,7 @@ import { buildTeacherCache } from '../distill/teacher.js';
 import { DEFAULT_QUEUE, parseShard, type CacheBuildRequest } from '../distill/teacher-cache-job.js';
 import { DEFAULT_LOGIT_DTYPE, LOGIT_DTYPES } from '../io/teacher-cache-format.js';
 import { mergeShards } from '../io/teacher-cache-merge.js';
+import { writeCachePlan } from '../distill/teacher-cache-plan.js';
 import { submitFromFlags } from './worker.js';
 import { DataSchema, readConfigFile } from '../train/config.js';
 import { QkdError } from '../tensor/errors.js';
@@ -78,7 +79,7 @@ export function registerDistill(program: Command): void {
     .enablePositionalOptions()
     .option('--config <file>', 'a distillation recipe: teacher, data, context and tau default to its values')
     .option('--teacher <dir>', 'teacher model directory')
-    .option('--out <dir>', 'cache directory (required)')
+    .option('--out <dir>', 'cache directory (required, except with --plan)')
     .option('--text <path>', 'training text (repeatable); default Brown', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation (as in the recipe)', floatFlag('--valid-fraction', 0, 1))
     .option('--context <n>', 'tokens per window (must equal the distillation context)', intFlag('--context', 2))
@@ -93,11 +94,17 @@ export function registerDistill(program: Command): void {
     .option('--shards <n>', 'shard jobs of a --queue build', intFlag('--shards', 1), 16)
     .option('--queue-name <name>', 'BullMQ queue name', DEFAULT_QUEUE)
     .option('--attempts <n>', 'tries per queued job that fails', intFlag('--attempts', 1), 3)
-    .option('--no-wait', 'with --queue: return once the jobs are queued'))
+    .option('--no-wait', 'with --queue: return once the jobs are queued')
+    .option('--plan <dir>', 'write only the plan (header + token stream) for another writer, e.g. tools/teacher_cache_writer.py (docs/teacher-cache.md)'))
     .action(async (o) => {
-      if (!o.out) throw new QkdError('E_CONFIG', '--out: required (the cache directory)');
+      if (!o.out && !o.plan) throw new QkdError('E_CONFIG', '--out: required (the cache directory)');
       if (o.queue && o.shard) throw new QkdError('E_CONFIG', '--shard and --queue: choose one (a queued build makes its own shards)');
       const request = cacheRequest(o), shard = o.shard ? parseShard(o.shard) : null, tok = loadTokenizer(request.teacher);
+      if (o.plan) {
+        const p = writeCachePlan(o.plan, request, tok, shard);
+        process.stderr.write(`teacher-cache: plan of windows ${p.first}..${p.end - 1} of ${p.windows} (${p.header.recordBytes} bytes each) -> ${o.plan}\n`);
+        return;
+      }
       if (o.queue) return submitFromFlags(o, request, tok);
       const be = await openBackend(o);
       const bar = progress('teacher-cache', ' windows');

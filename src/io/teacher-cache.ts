@@ -39,13 +39,7 @@ export class TeacherCacheWriter {
    * complete cache opens finished (`complete` true; append throws).
    */
   static open(dir: string, spec: TeacherCacheSpec, opts: { overwrite?: boolean; syncEvery?: number } = {}): TeacherCacheWriter {
-    let header: TeacherCacheHeader;
-    try {
-      header = validateHeader({ ...spec, magic: CACHE_MAGIC, version: versionFor(spec.logitDtype), idDtype: spec.V <= 65536 ? 'u16' : 'i32',
-        recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: teacher-cache spec`);
-    } catch (e) { // a bad spec is the caller's configuration, not a bad file
-      throw e instanceof QkdError ? new QkdError('E_CONFIG', e.message) : e;
-    }
+    const header = newHeader(spec, dir);
     mkdirSync(dir, { recursive: true });
     const existing = opts.overwrite ? null : readHeaderIfAny(dir), path = join(dir, DATA_FILE);
     if (existing) checkCacheMatches(existing, spec, `${join(dir, HEADER_FILE)} (resume)`);
@@ -139,6 +133,16 @@ function writeLogits(b: ArrayBuffer, L: Layout, e: TopkEntries, row0: number, T:
     const dec = new Float32Array(T * k);
     decodeInt8(codes, range, k, dec);
     int8TopkLse(e.lse, e.N, row0, e.taus, lg, dec, tmax, k, lse);
+  }
+}
+
+/** The header of a new, empty cache of `spec` (as the writer starts it); E_CONFIG naming the field when the spec is bad. */
+export function newHeader(spec: TeacherCacheSpec, dir: string): TeacherCacheHeader {
+  try {
+    return validateHeader({ ...spec, magic: CACHE_MAGIC, version: versionFor(spec.logitDtype), idDtype: spec.V <= 65536 ? 'u16' : 'i32',
+      recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: teacher-cache spec`);
+  } catch (e) { // a bad spec is the caller's configuration, not a bad file
+    throw e instanceof QkdError ? new QkdError('E_CONFIG', e.message) : e;
   }
 }
 
