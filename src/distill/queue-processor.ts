@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path';
 import type { SandboxedJob } from 'bullmq';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import { createBackend } from '../kernels/registry.js';
-import type { BackendName } from '../kernels/backend.js';
+import type { Backend, BackendName } from '../kernels/backend.js';
 import { canon, readHeaderIfAny, SPEC_KEYS } from '../io/teacher-cache-format.js';
 import { mergeShards } from '../io/teacher-cache-merge.js';
 import { QkdError } from '../tensor/errors.js';
@@ -36,9 +36,7 @@ async function shardJob(job: SandboxedJob, d: ShardJobData): Promise<unknown> {
   const done = readHeaderIfAny(d.dir);
   if (done?.complete && sameSpec(done, d.expect)) return { dir: d.dir, windows: done.windows, seconds: 0, already: true };
   const tmp = join(dirname(d.dir), `.${basename(d.dir)}.part-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const backend = (process.env.QKD_QUEUE_BACKEND ?? 'wasm') as BackendName;
-  const threads = process.env.QKD_QUEUE_THREADS ? Number(process.env.QKD_QUEUE_THREADS) : undefined;
-  const be = await createBackend(backend, { threads });
+  const be = await backend();
   let last = 0;
   try {
     const r = await buildTeacherCache({ ...d.request, out: tmp, shard: d.shard, expect: d.expect, onProgress: (n, total) => {
@@ -57,9 +55,16 @@ async function shardJob(job: SandboxedJob, d: ShardJobData): Promise<unknown> {
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e instanceof QkdError ? new Error(e.message) : e; // a plain Error crosses the process boundary with its message
-  } finally {
-    await be.dispose();
   }
+}
+
+let shared: Promise<Backend> | null = null;
+/** One backend per child process: BullMQ reuses the child for later jobs, which then skip the kernels' start-up. */
+function backend(): Promise<Backend> {
+  const name = (process.env.QKD_QUEUE_BACKEND ?? 'wasm') as BackendName;
+  const threads = process.env.QKD_QUEUE_THREADS ? Number(process.env.QKD_QUEUE_THREADS) : undefined;
+  shared ??= createBackend(name, { threads });
+  return shared;
 }
 
 async function mergeJob(job: SandboxedJob, d: MergeJobData): Promise<unknown> {
