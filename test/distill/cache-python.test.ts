@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,3 +60,18 @@ for (const [name, flags] of Object.entries(VARIANTS)) {
     py.close(); q.close();
   });
 }
+
+test('--plan: the header and token stream another writer needs, nothing else run', () => {
+  const plan = join(tmp, 'plan');
+  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'teacher-cache', '--teacher', '../shared/fixtures/brown-llama-teacher',
+    '--text', join(DIR, 'text.txt'), '--valid-fraction', '0', '--context', '8', ...VARIANTS['int8-top16'], '--plan', plan],
+  { encoding: 'utf8', env: { ...process.env, QKD_CACHE_DIR: join(tmp, 'tokens') } });
+  assert.equal(r.status, 0, r.stderr);
+  const p = JSON.parse(readFileSync(join(plan, 'plan.json'), 'utf8')), h = JSON.parse(readFileSync(join(DIR, 'int8-top16', 'cache.json'), 'utf8'));
+  assert.deepEqual({ ...p.header, complete: true, windows: p.end - p.first }, h);
+  assert.equal(p.header.complete, false);
+  assert.deepEqual([p.format, p.version, p.first, p.end, p.windows, p.tokens], ['qkd-teacher-cache-plan', 1, 0, h.windows, h.windows, 'tokens.i32']);
+  const tokens = readFileSync(join(plan, 'tokens.i32'));
+  assert.equal(tokens.length, 4 * h.data.tokens);
+  assert.equal(createHash('sha256').update(tokens).digest('hex'), h.data.sha256);
+});
