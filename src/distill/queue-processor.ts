@@ -54,7 +54,8 @@ async function shardJob(job: SandboxedJob, d: ShardJobData): Promise<unknown> {
     return { dir: d.dir, windows: r.windows, seconds: r.seconds, already: false };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e instanceof QkdError ? new Error(e.message) : e; // a plain Error crosses the process boundary with its message
+    // a plain Error crosses the process boundary with its message; the shard's folder, not the attempt's, is named
+    throw e instanceof QkdError ? new Error(e.message.replaceAll(tmp, d.dir)) : e;
   }
 }
 

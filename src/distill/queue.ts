@@ -112,12 +112,17 @@ export async function submitCacheBuild(o: SubmitOptions): Promise<{ base: string
     if (!o.wait) return { base, result: null };
     events.on('progress', ({ jobId, data: p }) => { if (jobId.startsWith(base)) o.onEvent?.(`${jobId}: ${describeProgress(p)}`); });
     events.on('completed', ({ jobId }) => { if (jobId.startsWith(base) && jobId !== mergeId) o.onEvent?.(`${jobId}: done`); });
-    events.on('failed', ({ jobId, failedReason }) => { if (jobId.startsWith(base)) o.onEvent?.(`${jobId}: failed: ${failedReason}`); });
+    let firstFailure = '';
+    events.on('failed', ({ jobId, failedReason }) => {
+      if (!jobId.startsWith(base)) return;
+      o.onEvent?.(`${jobId}: failed: ${failedReason}`);
+      if (jobId !== mergeId) firstFailure ||= `${jobId}: ${failedReason}`;
+    });
     try {
       const job = (await queue.getJob(mergeId)) ?? flow.job; // a Job of `queue`: the flow's own has no live queue to wait on
       return { base, result: await job.waitUntilFinished(events) };
     } catch (e) {
-      throw new QkdError('E_INPUT', `queued teacher-cache build ${mergeId} failed: ${(e as Error).message}`);
+      throw new QkdError('E_INPUT', `queued teacher-cache build ${mergeId} failed: ${firstFailure || (e as Error).message}`);
     }
   } finally {
     await Promise.allSettled([flows.close(), queue.close(), events.close()]);
