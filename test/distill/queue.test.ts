@@ -6,7 +6,7 @@
  * repeated shard) fail with the field named and no cache written. Fails (does not skip) without
  * redis-server: `apt-get install -y redis-server`, as .ci/run does.
  */
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -42,7 +42,8 @@ const answers = (port: number) => new Promise<boolean>((resolve) => {
 let redis: ChildProcess | null = null, url = '';
 const procs: ChildProcess[] = [];
 
-before(async () => {
+/** Starts redis-server on a free loopback port (the queue test's own; killed after the tests). */
+async function startRedis(): Promise<void> {
   const v = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (v.error || v.status !== 0) throw new Error(`redis-server is missing (${v.error?.message ?? v.stderr}): apt-get install -y redis-server, as .ci/run does`);
   const port = await freePort();
@@ -52,7 +53,7 @@ before(async () => {
     if (i === 100 || redis.exitCode !== null) throw new Error(`redis-server on port ${port} did not start within 5 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
-});
+}
 
 after(() => {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
@@ -122,6 +123,7 @@ test('one-process build; --shard I/N + merge give the same bytes; a missing, rep
 });
 
 test('BullMQ build with two workers, one SIGKILLed mid-shard: the job is retried elsewhere and the cache is byte-identical', async () => {
+  await startRedis();
   const w1 = start(['worker', '--queue', url, ...FAST]), w2 = start(['worker', '--queue', url, ...FAST]);
   await Promise.all([w1.until(/^worker: worker \d+ on /), w2.until(/^worker: worker \d+ on /)]);
   const out = join(tmp, 'queued');
