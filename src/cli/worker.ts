@@ -27,7 +27,9 @@ export async function submitFromFlags(o: Record<string, any>, request: CacheBuil
   const { submitCacheBuild } = await import('../distill/queue.js');
   const r = await submitCacheBuild({ url: o.queue, queueName: o.queueName, out: o.out, shards, attempts: o.attempts,
     request, spec, windows, wait: o.wait, onEvent: say('teacher-cache') });
-  if (o.wait) process.stderr.write(`teacher-cache: ${windows} windows in ${shards} shards -> ${o.out} (${JSON.stringify(r.result)})\n`);
+  const m = r.result as { bytes?: number; seconds?: number } | null;
+  if (o.wait) process.stderr.write(`teacher-cache: ${windows} windows in ${shards} shards, ${((m?.bytes ?? 0) / 2 ** 30).toFixed(2)} GiB -> ${o.out}${
+    m?.seconds ? ` (merge ${m.seconds.toFixed(1)} s)` : ''}\n`);
 }
 
 export function registerWorker(program: Command): void {
