@@ -1,10 +1,15 @@
 /** `qkd distill` and `qkd teacher-cache`: flags -> recipe -> validate -> run. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import { makeDistillConfig } from '../distill/config.js';
 import { parseTaskNames } from '../eval/tasks/index.js';
 import { distill } from '../distill/distill.js';
 import { buildTeacherCache } from '../distill/teacher.js';
+import { DEFAULT_QUEUE, parseShard, type CacheBuildRequest } from '../distill/teacher-cache-job.js';
+import { DEFAULT_LOGIT_DTYPE, LOGIT_DTYPES } from '../io/teacher-cache-format.js';
+import { mergeShards } from '../io/teacher-cache-merge.js';
+import { writeCachePlan } from '../distill/teacher-cache-plan.js';
+import { submitFromFlags } from './worker.js';
 import { DataSchema, readConfigFile } from '../train/config.js';
 import { QkdError } from '../tensor/errors.js';
 import { addBackendOptions, floatFlag, intFlag, openBackend, progress, runTrainingJob } from './common.js';
@@ -74,11 +79,12 @@ export function registerDistill(program: Command): void {
       });
     });
 
-  addBackendOptions(program.command('teacher-cache')
-    .description("store the teacher's logits (all, or the top-k) for every training window once (resumable)")
+  const cache = addBackendOptions(program.command('teacher-cache')
+    .description("store the teacher's logits (all, or the top-k) for every training window once (resumable; sharded, queued: docs/scale.md)")
+    .enablePositionalOptions()
     .option('--config <file>', 'a distillation recipe: teacher, data, context and tau default to its values')
     .option('--teacher <dir>', 'teacher model directory')
-    .requiredOption('--out <dir>', 'cache directory (a partial cache there is resumed; --force starts it over)')
+    .option('--out <dir>', 'cache directory (required, except with --plan; a partial cache there is resumed; --force starts it over)')
     .option('--force', 'replace the teacher cache in --out (never another folder)')
     .option('--text <path>', 'training text (repeatable); default Brown', collect)
     .option('--valid-fraction <f>', 'fraction of the text held out for validation (as in the recipe)', floatFlag('--valid-fraction', 0, 1))
@@ -86,26 +92,33 @@ export function registerDistill(program: Command): void {
     .option('--k <n|all>', 'all: every logit (the live teacher\'s distribution; T·V·2 bytes per window), or the top-n '
       + 'per position (smaller, lossy at tau > 1)', (v: string) => (v === 'all' ? 'all' : intFlag('--k', 1)(v)), 'all')
     .option('--tau <list>', 'temperatures to store log-sum-exps for (comma-separated; default the recipe tau or 2)')
-    .option('--logits <dtype>', 'f16 or f32 storage of the top-k logits', 'f16')
-    .option('--batch <n>', 'windows per teacher forward', intFlag('--batch', 1), 16))
+    .option('--logit-dtype <dtype>', 'storage of the logits: f16 (default), int8 (half the bytes; docs/scale.md) or f32')
+    .addOption(new Option('--logits <dtype>', 'alias of --logit-dtype').hideHelp())
+    .option('--batch <n>', 'windows per teacher forward', intFlag('--batch', 1), 16)
+    .option('--shard <I/N>', 'only shard I of N (0-based) of the windows; `qkd teacher-cache merge` joins the N shard folders')
+    .option('--queue <url>', 'enqueue the build on a BullMQ queue at redis://HOST:PORT for `qkd worker`s (no teacher runs here)')
+    .option('--shards <n>', 'shard jobs of a --queue build', intFlag('--shards', 1), 16)
+    .option('--queue-name <name>', 'BullMQ queue name', DEFAULT_QUEUE)
+    .option('--attempts <n>', 'tries per queued job that fails', intFlag('--attempts', 1), 3)
+    .option('--no-wait', 'with --queue: return once the jobs are queued')
+    .option('--plan <dir>', 'write only the plan (header + token stream) for another writer, e.g. tools/teacher_cache_writer.py (docs/teacher-cache.md)'))
     .action(async (o) => {
-      const recipe = o.config ? makeDistillConfig(readConfigFile(o.config), {}, o.config) : null;
-      const teacher: string | undefined = o.teacher ?? recipe?.teacher;
-      if (!teacher) throw new QkdError('E_CONFIG', '--teacher: required (or a --config recipe naming the teacher)');
-      const taus = String(o.tau ?? recipe?.tau ?? 2).split(',').map((t: string) => floatFlag('--tau', 1e-6)(t));
-      if (o.logits !== 'f16' && o.logits !== 'f32') throw new QkdError('E_CONFIG', `--logits: expected f16 or f32, got '${o.logits}'`);
-      const parsed = DataSchema.safeParse(dataFromFlags(o) ?? recipe?.data ?? { kind: 'brown' });
-      if (!parsed.success) throw new QkdError('E_CONFIG', `teacher-cache data: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-      const context: number = o.context ?? recipe?.context ?? 128;
-      const tok = loadTokenizer(teacher);
+      if (!o.out && !o.plan) throw new QkdError('E_CONFIG', '--out: required (the cache directory)');
+      if (o.queue && o.shard) throw new QkdError('E_CONFIG', '--shard and --queue: choose one (a queued build makes its own shards)');
+      const request = cacheRequest(o), shard = o.shard ? parseShard(o.shard) : null, tok = loadTokenizer(request.teacher);
+      if (o.plan) {
+        const p = writeCachePlan(o.plan, request, tok, shard);
+        process.stderr.write(`teacher-cache: plan of windows ${p.first}..${p.end - 1} of ${p.windows} (${p.header.recordBytes} bytes each) -> ${o.plan}\n`);
+        return;
+      }
+      if (o.queue) return submitFromFlags(o, request, tok);
       prepareOutDir(o.out, { kind: 'teacher-cache', force: !!o.force, resume: true,
-        inputs: [o.config, teacher, ...dataInputs(parsed.data)] });
+        inputs: [o.config, request.teacher, ...dataInputs(request.data)] });
       const be = await openBackend(o);
       const bar = progress('teacher-cache', ' windows');
       try {
-        const r = buildTeacherCache({ teacher, out: o.out, data: parsed.data, context, k: o.k, taus,
-          logitDtype: o.logits, batch: o.batch, onProgress: (d, t) => bar.update(d, t) }, be, tok,
-          (w, bytes) => process.stderr.write(`teacher-cache: ${w} windows, ${(bytes / 2 ** 30).toFixed(2)} GiB on disk\n`));
+        const r = await buildTeacherCache({ ...request, out: o.out, shard, onProgress: (d, t) => bar.update(d, t) }, be, tok,
+          (w, bytes) => process.stderr.write(`teacher-cache: ${w} windows${shard ? ` (shard ${shard.index}/${shard.count})` : ''}, ${(bytes / 2 ** 30).toFixed(2)} GiB on disk\n`));
         bar.stop();
         process.stderr.write(`teacher-cache: ${r.windows} windows in ${r.seconds.toFixed(1)} s -> ${o.out}\n`);
       } finally {
@@ -113,4 +126,27 @@ export function registerDistill(program: Command): void {
         await be.dispose();
       }
     });
+
+  cache.command('merge')
+    .description('merge the shard folders of `qkd teacher-cache --shard I/N` (all N of them) into one cache')
+    .requiredOption('--out <dir>', 'the merged cache directory (must not exist)')
+    .argument('<shard-dirs...>', 'the shard folders, in any order')
+    .action((dirs: string[], o: { out: string }) => {
+      const r = mergeShards(o.out, dirs, undefined);
+      process.stderr.write(`teacher-cache merge: ${r.windows} windows, ${(r.bytes / 2 ** 30).toFixed(3)} GiB ${
+        r.already ? '(already merged)' : `in ${r.seconds.toFixed(1)} s`} -> ${o.out}\n`);
+    });
+}
+
+/** The build a teacher-cache command line asks for (flags over its --config recipe). */
+function cacheRequest(o: Record<string, any>): CacheBuildRequest {
+  const recipe = o.config ? makeDistillConfig(readConfigFile(o.config), {}, o.config) : null;
+  const teacher: string | undefined = o.teacher ?? recipe?.teacher;
+  if (!teacher) throw new QkdError('E_CONFIG', '--teacher: required (or a --config recipe naming the teacher)');
+  const taus = String(o.tau ?? recipe?.tau ?? 2).split(',').map((t: string) => floatFlag('--tau', 1e-6)(t));
+  const logitDtype = o.logitDtype ?? o.logits ?? DEFAULT_LOGIT_DTYPE;
+  if (!LOGIT_DTYPES.includes(logitDtype)) throw new QkdError('E_CONFIG', `--logit-dtype: expected ${LOGIT_DTYPES.join(', ')}, got '${logitDtype}'`);
+  const parsed = DataSchema.safeParse(dataFromFlags(o) ?? recipe?.data ?? { kind: 'brown' });
+  if (!parsed.success) throw new QkdError('E_CONFIG', `teacher-cache data: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  return { teacher, data: parsed.data, context: o.context ?? recipe?.context ?? 128, k: o.k, taus, logitDtype, batch: o.batch };
 }

@@ -9,6 +9,7 @@ import { registerExport } from './export.js';
 import { registerPipeline } from './pipeline.js';
 import { registerTasks } from './tasks.js';
 import { registerReport } from './report.js';
+import { registerWorker } from './worker.js';
 
 /** Exit codes: 1 internal error, 2 bad flags/config/input, 3 missing or corrupt file. */
 function exitCode(e: unknown): number {
@@ -24,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('qkd')
     .description('quantized, sparse knowledge distillation of small language models')
     .exitOverride()
+    .enablePositionalOptions() // `qkd teacher-cache merge --out ...`: the subcommand's flags stay its own
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerInfer(program);
   registerInspect(program);
@@ -33,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPipeline(program);
   registerTasks(program);
   registerReport(program);
+  registerWorker(program);
   try {
     await program.parseAsync(argv);
     return 0;

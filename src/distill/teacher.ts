@@ -3,17 +3,17 @@
  * loads) run on each batch, or a teacher-logit cache (top-k per position) written once by
  * `qkd teacher-cache` over the windows of the training stream. Also the cache builder.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, statfsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { WindowSampler, loadTokenData, type DataSpec } from '../data/dataset.js';
+import { cacheIdentity, checkSameSpec, planTeacherCache, type CacheBuildRequest, type ShardSpec } from './teacher-cache-job.js';
 import type { QkdTokenizer } from '../data/tokenizer.js';
 import { loadModel } from '../io/load-model.js';
 import { loadHfModelConfig } from '../io/hf.js';
 import type { Transformer } from '../model/transformer.js';
 import { QkdError } from '../tensor/errors.js';
-import { checkCacheMatches, DATA_FILE, recordLayout, sha256File, type TeacherCacheSpec } from '../io/teacher-cache-format.js';
+import { checkCacheMatches, DATA_FILE, recordLayout, type TeacherCacheSpec } from '../io/teacher-cache-format.js';
 import { TeacherCacheReader, TeacherCacheWriter } from '../io/teacher-cache.js';
 import { topkFromLogits, type TeacherDist } from './loss.js';
 
@@ -26,20 +26,7 @@ export interface TeacherModel {
   dispose(): void;
 }
 
-function sha(s: string | Uint8Array): string { return createHash('sha256').update(s).digest('hex'); }
-
-/** What a cache for this teacher, tokenizer and token stream must say in its header. */
-export function cacheIdentity(teacherDir: string, tok: QkdTokenizer, train: Int32Array): Pick<TeacherCacheSpec, 'teacher' | 'tokenizerSha256' | 'data'> {
-  return {
-    teacher: { path: teacherDir, configSha256: sha256File(join(teacherDir, 'config.json')), weightsSha256: weightsHash(teacherDir) },
-    tokenizerSha256: sha(JSON.stringify(tok.json)),
-    data: { sha256: sha(new Uint8Array(train.buffer, train.byteOffset, train.byteLength)), tokens: train.length },
-  };
-}
-
-function weightsHash(dir: string): string {
-  try { return sha256File(join(dir, 'model.safetensors')); } catch { return sha256File(join(dir, 'model.safetensors.index.json')); }
-}
+export { cacheIdentity };
 
 export function openTeacher(cfg: { teacher: string; teacherCache: string | null; tau: number; context: number; data: DataSpec; alpha: number },
   be: Backend, tok: QkdTokenizer): TeacherModel {
@@ -79,47 +66,39 @@ export function openTeacher(cfg: { teacher: string; teacherCache: string | null;
   };
 }
 
-export interface CacheBuildOptions {
-  teacher: string;
+export interface CacheBuildOptions extends CacheBuildRequest {
   out: string;
-  data: DataSpec;
-  context: number;
-  /** Entries per position; 'all' (= V) stores the whole distribution. */
-  k: number | 'all';
-  taus: number[];
-  logitDtype: 'f16' | 'f32';
-  /** Windows per teacher forward. */
-  batch: number;
+  /** Only this shard's windows (a shard cache, for `qkd teacher-cache merge`). */
+  shard?: ShardSpec | null;
+  /** The spec a queued build's producer computed: a worker that computes another one stops (the field named). */
+  expect?: TeacherCacheSpec;
+  /** Called after each batch with windows done and the total of this build (or shard). */
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Writes (or resumes) the teacher-logit cache of every window of the training stream. */
-export function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: QkdTokenizer,
-  onStart?: (windows: number, bytes: number) => void): { windows: number; seconds: number } {
-  const train = loadTokenData(o.data, tok).train;
-  const sampler = new WindowSampler(train, 1, o.context, 0);
-  const teacher = loadModel(o.teacher, be).model, V = teacher.config.vocabSize;
-  if (tok.vocabSize > V) throw new QkdError('E_VOCAB', `${o.teacher}: tokenizer has ${tok.vocabSize} tokens, the model ${V}`);
-  const k = o.k === 'all' ? V : o.k;
-  if (k > V) throw new QkdError('E_CONFIG', `--k ${k}: more than the teacher's vocabulary of ${V} (use --k all for every logit)`);
-  checkDiskSpace(o.out, sampler.windows * recordLayout({ V, k, T: o.context, taus: o.taus, logitDtype: o.logitDtype }).bytes);
-  const writer = TeacherCacheWriter.open(o.out, {
-    ...cacheIdentity(o.teacher, tok, train), V, k, taus: o.taus, T: o.context, logitDtype: o.logitDtype,
-    windowRule: { kind: 'non-overlapping', stride: o.context }, plannedWindows: sampler.windows,
-  });
-  const t0 = performance.now(), T = o.context, total = sampler.windows;
+/** Writes (or resumes) the teacher-logit cache of every window of the training stream, or of one shard of them. */
+export async function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: QkdTokenizer,
+  onStart?: (windows: number, bytes: number) => void): Promise<{ windows: number; seconds: number }> {
+  const plan = planTeacherCache(o, tok, o.shard ?? null), { spec, first, end, train } = plan, T = o.context;
+  if (o.expect) checkSameSpec(spec, o.expect, join(o.out, 'cache.json'));
+  checkDiskSpace(o.out, (end - first) * recordLayout(spec).bytes);
+  const teacher = loadModel(o.teacher, be).model, V = spec.V;
+  const writer = TeacherCacheWriter.open(o.out, spec);
+  const t0 = performance.now(), total = end - first, sampler = new WindowSampler(train, 1, T, 0);
   onStart?.(total, total * writer.header.recordBytes);
   try {
-    for (let w0 = writer.windows; w0 < total && !writer.complete; w0 += o.batch) {
-      const B = Math.min(o.batch, total - w0), x = new Int32Array(B * T), y = new Int32Array(B * T);
+    // whole batches from window 0, as a one-process build makes them (teacher-cache-job.ts); a resumed
+    // build recomputes the batch it stopped in and appends only the windows it lacks
+    for (let w0 = first + Math.floor(writer.windows / o.batch) * o.batch; w0 < end && !writer.complete; w0 += o.batch) {
+      const B = Math.min(o.batch, end - w0), x = new Int32Array(B * T), y = new Int32Array(B * T);
       for (let b = 0; b < B; b++) sampler.window(w0 + b, x, y, b * T);
-      const logits = teacher.forward(x, B, T);
-      const e = topkFromLogits(logits, B * T, V, k, o.taus);
-      for (let b = 0; b < B; b++) {
+      const e = topkFromLogits(teacher.forward(x, B, T), B * T, V, spec.k, o.taus);
+      for (let b = first + writer.windows - w0; b < B; b++) {
         const start = (w0 + b) * T;
         writer.append(start, train.subarray(start, start + T + 1), e, b * T);
       }
-      o.onProgress?.(w0 + B, total);
+      o.onProgress?.(w0 + B - first, total);
+      await new Promise((r) => setImmediate(r)); // lets a queue worker's messages and signals through
     }
     if (!writer.complete) writer.finalize();
   } finally {

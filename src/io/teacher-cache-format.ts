@@ -6,16 +6,19 @@
  * tail bucket r = 1 − Σ_K p_j exactly.
  *
  * On disk, a directory:
- *   cache.json   header (TeacherCacheHeader): magic 'qkd-teacher-cache', version 1, identity of the
+ *   cache.json   header (TeacherCacheHeader): magic 'qkd-teacher-cache', version 1 (2 for int8 logits), identity of the
  *                teacher / tokenizer / data, V, k, taus, T, dtypes, the window rule, recordBytes,
  *                and `complete` + `windows` once finalized.
  *   windows.bin  `windows` fixed-size records, record i at byte i·recordBytes (little-endian;
  *                each section aligned to its item size, the record padded to 8 bytes):
  *                  start   f64              token offset of the window in the training stream
- *                  lse     f32 (nTau, T)    lse[a,p] = log Σ_v exp(t_pv / taus[a])
+ *                  lse     f32 (nTau, T)    lse[a,p] = log Σ_v exp(t_pv / taus[a]); int8: relative to
+ *                                           the position's max, and absent when k = V
  *                  tmax    f32 (T)          only with f16: the largest of the position's k logits
- *                  logits  f32|f16 (T, k)   f32: raw teacher logits of the ids, descending per position;
- *                                           f16: logit − tmax (≤ 0, so the top logits keep ~11 bits)
+ *                  range   f16 (T)          only with int8: the position's code range (teacher-cache-int8.ts)
+ *                  logits  f32|f16|u8 (T,k) f32: raw teacher logits of the ids, descending per position;
+ *                                           f16: logit − tmax (≤ 0, so the top logits keep ~11 bits);
+ *                                           int8: square-law codes of tmax − logit (teacher-cache-int8.ts)
  *                  ids     u16|i32 (T, k)   u16 when V <= 65536; absent when k = V (a "full" cache:
  *                                           the logits are the whole rows in vocabulary order)
  *                  tokens  u16|i32 (T+1)    the window: inputs tokens[0..T), targets tokens[1..T]
@@ -29,7 +32,9 @@
  * logits (test/distill/measure-f16.ts, k 32..128, τ 1 and 2) it moves the top-k KL by 2e-7..9e-5
  * relative and the gradient by 0.7e-4..4e-4 of its largest element, 30-100x less than what the
  * top-k truncation itself changes; storing raw logits in f16 (no shift) was 10-30x worse.
- * f32 keeps the raw logits exactly for ~1.5x the bytes.
+ * f32 keeps the raw logits exactly for ~1.5x the bytes. int8 (format version 2, so that readers of
+ * version 1 reject it by its version) takes half the bytes of f16 or less; measured in
+ * docs/scale.md (test/distill/measure-int8.ts).
  *
  * k = V (`qkd teacher-cache --k all`) stores every logit and the reader hands distillation the same
  * full teacher a live forward gives (up to the f16 rounding above): the top-k + tail-bucket KL at τ = 2
@@ -48,6 +53,12 @@ import { QkdError } from '../tensor/errors.js';
 
 export const CACHE_MAGIC = 'qkd-teacher-cache';
 export const CACHE_VERSION = 1;
+/** Caches with int8 logits: a layout version-1 readers must not read. */
+export const CACHE_VERSION_INT8 = 2;
+export type LogitDtype = 'f16' | 'f32' | 'int8';
+export const LOGIT_DTYPES: readonly LogitDtype[] = ['f16', 'int8', 'f32'];
+/** The format version of a cache with these logits. */
+export const versionFor = (d: LogitDtype): 1 | 2 => (d === 'int8' ? CACHE_VERSION_INT8 : CACHE_VERSION);
 export const HEADER_FILE = 'cache.json';
 export const DATA_FILE = 'windows.bin';
 export const DEFAULT_LOGIT_DTYPE = 'f16';
@@ -63,7 +74,7 @@ export interface TeacherCacheSpec {
   taus: number[];
   /** Positions per window (the context length). */
   T: number;
-  logitDtype: 'f16' | 'f32';
+  logitDtype: LogitDtype;
   /** How window starts were chosen, e.g. {kind: 'sampler', seed, batch}; every record stores its start too. */
   windowRule: { kind: string; [key: string]: unknown };
   /** Windows the run intends to write (finalize checks it), or null when open-ended. */
@@ -72,7 +83,7 @@ export interface TeacherCacheSpec {
 
 export interface TeacherCacheHeader extends TeacherCacheSpec {
   magic: typeof CACHE_MAGIC;
-  version: typeof CACHE_VERSION;
+  version: 1 | 2;
   idDtype: 'u16' | 'i32';
   recordBytes: number;
   complete: boolean;
@@ -84,16 +95,22 @@ export const SPEC_KEYS = ['teacher', 'tokenizerSha256', 'data', 'V', 'k', 'taus'
 
 // ---- record layout and CRC
 
-export interface Layout { lse: number; tmax: number; logits: number; ids: number; tokens: number; crc: number; bytes: number; nTau: number; lb: 2 | 4; ib: 2 | 4 }
+/** Byte offsets in a record; nLse = lse entries (nTau·T, or 0 for a full int8 cache); lb = bytes per logit. */
+export interface Layout {
+  lse: number; tmax: number; range: number; logits: number; ids: number; tokens: number; crc: number; bytes: number;
+  nTau: number; nLse: number; lb: 1 | 2 | 4; ib: 2 | 4;
+}
 
 const align = (x: number, a: number) => Math.ceil(x / a) * a;
 
 export function recordLayout(h: Pick<TeacherCacheSpec, 'V' | 'k' | 'T' | 'taus' | 'logitDtype'>): Layout {
-  const nTau = h.taus.length, lb = h.logitDtype === 'f16' ? 2 : 4, ib = h.V <= 65536 ? 2 : 4;
-  const lse = 8, tmax = lse + 4 * nTau * h.T, logits = tmax + (lb === 2 ? 4 * h.T : 0);
+  const nTau = h.taus.length, lb = h.logitDtype === 'f16' ? 2 : h.logitDtype === 'int8' ? 1 : 4, ib = h.V <= 65536 ? 2 : 4;
+  const nLse = lb === 1 && h.k === h.V ? 0 : nTau * h.T;
+  // f16: tmax f32 (T); int8: range f16 (T), at the same offset; f32: neither
+  const lse = 8, tmax = lse + 4 * nLse, logits = tmax + (lb === 2 ? 4 * h.T : lb === 1 ? 2 * h.T : 0);
   const ids = align(logits + lb * h.T * h.k, ib), nIds = h.k === h.V ? 0 : h.T * h.k;
   const tokens = align(ids + ib * nIds, ib), crc = align(tokens + ib * (h.T + 1), 4);
-  return { lse, tmax, logits, ids, tokens, crc, bytes: align(crc + 4, 8), nTau, lb, ib };
+  return { lse, tmax, range: tmax, logits, ids, tokens, crc, bytes: align(crc + 4, 8), nTau, nLse, lb, ib };
 }
 
 /** zlib's CRC-32 where Node has it (20.15+; ~5x faster than the table loop on a 8 MiB batch). */
@@ -137,8 +154,8 @@ export function validateHeader(json: unknown, where: string): TeacherCacheHeader
   const bad = (field: string, msg: string) => new QkdError('E_FORMAT', `${where}: field "${field}" ${msg}`);
   if (!isObj(json)) throw new QkdError('E_FORMAT', `${where}: not a JSON object`);
   if (json.magic !== CACHE_MAGIC) throw bad('magic', `is ${JSON.stringify(json.magic)}, expected "${CACHE_MAGIC}" (not a qkd teacher cache)`);
-  if (json.version !== CACHE_VERSION) {
-    throw new QkdError('E_UNSUPPORTED', `${where}: field "version" is ${JSON.stringify(json.version)}; this qkd reads version ${CACHE_VERSION}`);
+  if (json.version !== CACHE_VERSION && json.version !== CACHE_VERSION_INT8) {
+    throw new QkdError('E_UNSUPPORTED', `${where}: field "version" is ${JSON.stringify(json.version)}; this qkd reads versions ${CACHE_VERSION} and ${CACHE_VERSION_INT8}`);
   }
   const t = json.teacher;
   if (!isObj(t) || !isStr(t.path) || !isStr(t.configSha256) || !isStr(t.weightsSha256)) throw bad('teacher', 'is not {path, configSha256, weightsSha256} (strings)');
@@ -151,7 +168,9 @@ export function validateHeader(json: unknown, where: string): TeacherCacheHeader
   const taus = json.taus;
   if (!Array.isArray(taus) || taus.length === 0 || !taus.every((x) => typeof x === 'number' && x > 0 && Number.isFinite(x))
     || new Set(taus).size !== taus.length) throw bad('taus', `is ${JSON.stringify(taus)}, not a non-empty list of distinct positive numbers`);
-  if (json.logitDtype !== 'f16' && json.logitDtype !== 'f32') throw bad('logitDtype', `is ${JSON.stringify(json.logitDtype)}, not "f16" or "f32"`);
+  if (!LOGIT_DTYPES.includes(json.logitDtype as LogitDtype)) throw bad('logitDtype', `is ${JSON.stringify(json.logitDtype)}, not one of ${LOGIT_DTYPES.map((d) => `"${d}"`).join(', ')}`);
+  const version = versionFor(json.logitDtype as LogitDtype);
+  if (json.version !== version) throw bad('version', `is ${json.version}, but a cache of ${json.logitDtype} logits is version ${version}`);
   const idDtype = json.V <= 65536 ? 'u16' : 'i32';
   if (json.idDtype !== idDtype) throw bad('idDtype', `is ${JSON.stringify(json.idDtype)}, expected "${idDtype}" for V = ${json.V}`);
   if (!isObj(json.windowRule) || !isStr(json.windowRule.kind)) throw bad('windowRule', 'is not an object with a "kind" string');

@@ -9,10 +9,11 @@ import { QkdError } from '../tensor/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { f16ToF32Table, f32ToF16 } from './safetensors.js';
 import {
-  CACHE_MAGIC, CACHE_VERSION, canon, checkCacheMatches, crc32, DATA_FILE, HEADER_FILE, isInt, openFile, readHeader,
-  readHeaderIfAny, recordLayout, validateHeader,
-  type TeacherCacheHeader, type TeacherCacheSpec, type TeacherDist, type TopkEntries,
+  CACHE_MAGIC, canon, checkCacheMatches, crc32, DATA_FILE, HEADER_FILE, isInt, openFile, readHeader,
+  readHeaderIfAny, recordLayout, validateHeader, versionFor,
+  type Layout, type TeacherCacheHeader, type TeacherCacheSpec, type TeacherDist, type TopkEntries,
 } from './teacher-cache-format.js';
+import { decodeInt8, encodeInt8, int8TopkLse } from './teacher-cache-int8.js';
 
 // ---- writer
 
@@ -38,13 +39,7 @@ export class TeacherCacheWriter {
    * complete cache opens finished (`complete` true; append throws).
    */
   static open(dir: string, spec: TeacherCacheSpec, opts: { overwrite?: boolean; syncEvery?: number } = {}): TeacherCacheWriter {
-    let header: TeacherCacheHeader;
-    try {
-      header = validateHeader({ ...spec, magic: CACHE_MAGIC, version: CACHE_VERSION, idDtype: spec.V <= 65536 ? 'u16' : 'i32',
-        recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: teacher-cache spec`);
-    } catch (e) { // a bad spec is the caller's configuration, not a bad file
-      throw e instanceof QkdError ? new QkdError('E_CONFIG', e.message) : e;
-    }
+    const header = newHeader(spec, dir);
     mkdirSync(dir, { recursive: true });
     const existing = opts.overwrite ? null : readHeaderIfAny(dir), path = join(dir, DATA_FILE);
     if (existing) checkCacheMatches(existing, spec, `${join(dir, HEADER_FILE)} (resume)`);
@@ -78,12 +73,13 @@ export class TeacherCacheWriter {
     if (!isInt(start, 0) || start + T + 1 > h.data.tokens) throw new QkdError('E_INPUT', `${where}: window start ${start} is not in 0..${h.data.tokens - T - 1}`);
     const L = recordLayout(h), b = this.buf, k = h.k;
     new Float64Array(b, 0, 1)[0] = start;
-    const lse = new Float32Array(b, L.lse, L.nTau * T);
-    for (let a = 0; a < L.nTau; a++) lse.set(e.lse.subarray(a * e.N + row0, a * e.N + row0 + T), a * T);
     const lg = e.logits.subarray(row0 * k, (row0 + T) * k);
-    if (!lse.every(Number.isFinite) || !lg.every(Number.isFinite)) throw new QkdError('E_INPUT', `${where}: window at ${start}: non-finite teacher logits or lse`);
-    if (L.lb === 4) new Float32Array(b, L.logits, T * k).set(lg);
-    else new Uint16Array(b, L.logits, T * k).set(f32ToF16(shiftedByMax(lg, new Float32Array(b, L.tmax, T), k)));
+    for (let a = 0; a < L.nTau; a++) {
+      const lse = e.lse.subarray(a * e.N + row0, a * e.N + row0 + T);
+      if (!lse.every(Number.isFinite)) throw new QkdError('E_INPUT', `${where}: window at ${start}: non-finite teacher lse`);
+    }
+    if (!lg.every(Number.isFinite)) throw new QkdError('E_INPUT', `${where}: window at ${start}: non-finite teacher logits`);
+    writeLogits(b, L, e, row0, T, k);
     if (k !== h.V) (L.ib === 2 ? new Uint16Array(b, L.ids, T * k) : new Int32Array(b, L.ids, T * k)).set(e.ids.subarray(row0 * k, (row0 + T) * k));
     const tok = L.ib === 2 ? new Uint16Array(b, L.tokens, T + 1) : new Int32Array(b, L.tokens, T + 1);
     for (let i = 0; i <= T; i++) {
@@ -121,6 +117,32 @@ export class TeacherCacheWriter {
   private closeFd(): void {
     if (!this.closed) closeSync(this.fd);
     this.closed = true;
+  }
+}
+
+/** The lse and logit sections of a record from rows row0..row0+T of e (checked finite). */
+function writeLogits(b: ArrayBuffer, L: Layout, e: TopkEntries, row0: number, T: number, k: number): void {
+  const lg = e.logits.subarray(row0 * k, (row0 + T) * k), lse = new Float32Array(b, L.lse, L.nLse);
+  if (L.lb !== 1) for (let a = 0; a < L.nTau; a++) lse.set(e.lse.subarray(a * e.N + row0, a * e.N + row0 + T), a * T);
+  if (L.lb === 4) new Float32Array(b, L.logits, T * k).set(lg);
+  else if (L.lb === 2) new Uint16Array(b, L.logits, T * k).set(f32ToF16(shiftedByMax(lg, new Float32Array(b, L.tmax, T), k)));
+  else {
+    const codes = new Uint8Array(b, L.logits, T * k), range = new Uint16Array(b, L.range, T);
+    const tmax = encodeInt8(lg, k, T, codes, range);
+    if (L.nLse === 0) return; // a full int8 cache stores no lse
+    const dec = new Float32Array(T * k);
+    decodeInt8(codes, range, k, dec);
+    int8TopkLse(e.lse, e.N, row0, e.taus, lg, dec, tmax, k, lse);
+  }
+}
+
+/** The header of a new, empty cache of `spec` (as the writer starts it); E_CONFIG naming the field when the spec is bad. */
+export function newHeader(spec: TeacherCacheSpec, dir: string): TeacherCacheHeader {
+  try {
+    return validateHeader({ ...spec, magic: CACHE_MAGIC, version: versionFor(spec.logitDtype), idDtype: spec.V <= 65536 ? 'u16' : 'i32',
+      recordBytes: recordLayout(spec).bytes, complete: false, windows: 0 }, `${dir}: teacher-cache spec`);
+  } catch (e) { // a bad spec is the caller's configuration, not a bad file
+    throw e instanceof QkdError ? new QkdError('E_CONFIG', e.message) : e;
   }
 }
 
@@ -219,12 +241,15 @@ export class TeacherCacheReader {
     if (new DataView(buf).getUint32(L.crc, true) !== crc32(this.buf.subarray(0, L.crc))) throw bad('CRC mismatch (corrupt record)');
     const start = new Float64Array(buf, 0, 1)[0];
     if (!(Number.isInteger(start) && start >= 0 && start + T + 1 <= h.data.tokens)) throw bad(`field "start" ${start} is not in 0..${h.data.tokens - T - 1}`);
-    const lse = new Float32Array(buf, L.lse, L.nTau * T);
+    const lse = new Float32Array(buf, L.lse, L.nLse);
     for (let j = 0; j < lse.length; j++) if (!Number.isFinite(lse[j])) throw bad(`field "lse" is not finite at tau ${h.taus[Math.floor(j / T)]}, position ${j % T}`);
     // decoded straight into the batch: f16 by table, plus the position's max, checked finite
     const logits = out.teacher.logits.subarray(b * T * k, (b + 1) * T * k);
     if (L.lb === 4) logits.set(new Float32Array(buf, L.logits, T * k));
-    else decodeShifted(new Uint16Array(buf, L.logits, T * k), new Float32Array(buf, L.tmax, T), k, logits);
+    else if (L.lb === 1) {
+      const p = decodeInt8(new Uint8Array(buf, L.logits, T * k), new Uint16Array(buf, L.range, T), k, logits);
+      if (p >= 0) throw bad(`field "range" is not a finite number >= 0 at position ${p}`);
+    } else decodeShifted(new Uint16Array(buf, L.logits, T * k), new Float32Array(buf, L.tmax, T), k, logits);
     for (let j = 0; j < logits.length; j++) if (!Number.isFinite(logits[j])) throw bad(`field "logits" is not finite at position ${Math.floor(j / k)}, entry ${j % k}`);
     const tok = L.ib === 2 ? new Uint16Array(buf, L.tokens, T + 1) : new Int32Array(buf, L.tokens, T + 1);
     for (let j = 0; j <= T; j++) if (!(tok[j] >= 0 && tok[j] < h.V)) throw bad(`field "tokens": id ${tok[j]} at ${j} is not < V = ${h.V}`);

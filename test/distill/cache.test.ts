@@ -211,7 +211,9 @@ test('corrupt, truncated or foreign caches are rejected naming the file and fiel
   const data = readFileSync(dp), R = header.recordBytes, L = recordLayout(header);
   const withHeader = (h: object, fn: () => void) => { writeFileSync(hp, JSON.stringify(h)); fn(); writeFileSync(hp, JSON.stringify(header)); };
   withHeader({ ...header, magic: 'nope' }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_FORMAT', hp, '"magic"'));
-  withHeader({ ...header, version: 2 }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_UNSUPPORTED', hp, '"version"'));
+  withHeader({ ...header, version: 3 }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_UNSUPPORTED', hp, '"version"'));
+  withHeader({ ...header, version: 2 }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_FORMAT', hp, '"version" is 2', 'f32 logits is version 1'));
+  withHeader({ ...header, logitDtype: 'int4' }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_FORMAT', hp, '"logitDtype"'));
   withHeader({ ...header, k: V + 1 }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_FORMAT', '"k"'));
   withHeader({ ...header, taus: [2, 2] }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_FORMAT', '"taus"'));
   withHeader({ ...header, recordBytes: R + 8 }, () => throwsQkd(() => TeacherCacheReader.open(dir), 'E_FORMAT', '"recordBytes"'));
