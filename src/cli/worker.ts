@@ -8,7 +8,7 @@ import type { QkdTokenizer } from '../data/tokenizer.js';
 import { DEFAULT_QUEUE, planTeacherCache, type CacheBuildRequest } from '../distill/teacher-cache-job.js';
 import { canon, readHeaderIfAny, SPEC_KEYS } from '../io/teacher-cache-format.js';
 import { QkdError } from '../tensor/errors.js';
-import { addBackendOptions, intFlag } from './common.js';
+import { addBackendOptions, backendName, intFlag } from './common.js';
 
 const say = (label: string) => (line: string) => process.stderr.write(`${label}: ${line}\n`);
 
@@ -48,7 +48,7 @@ export function registerWorker(program: Command): void {
       const onSignal = (sig: string) => { process.stderr.write(`worker: ${sig}: finishing the jobs in progress\n`); release(); };
       process.once('SIGINT', () => onSignal('SIGINT'));
       process.once('SIGTERM', () => onSignal('SIGTERM'));
-      const env: Record<string, string> = { QKD_QUEUE_BACKEND: o.backend, ...(o.threads ? { QKD_QUEUE_THREADS: String(o.threads) } : {}) };
+      const env: Record<string, string> = { QKD_QUEUE_BACKEND: backendName(o), ...(o.threads ? { QKD_QUEUE_THREADS: String(o.threads) } : {}) };
       await runCacheWorker({ url: o.queue, queueName: o.queueName, concurrency: o.concurrency, lockMs: o.lockMs,
         stalledMs: o.stalledMs, maxStalled: o.maxStalled, env, onEvent: say('worker') }, stop);
     });
