@@ -13,12 +13,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { jsonLine, lastJsonLine, log, median, printTable, PYTHON, peerUnavailable, round } from './common.js';
 
 const args = process.argv.slice(2);
 const flag = (n: string, d: string) => { const i = args.indexOf(n); return i >= 0 ? args[i + 1] : d; };
 const steps = Number(flag('--steps', '25')), threads = flag('--threads', '2'), backend = flag('--backend', 'wasm');
-const RECIPE = 'recipes/anchor/int8-sparse90-kd.yaml', CLI = 'dist/src/cli/main.js';
+// the CLI of the build this bench belongs to (so an older build can be measured side by side)
+const RECIPE = 'recipes/anchor/int8-sparse90-kd.yaml', CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'qkd-distill-step-'));
 
 function qkd(a: string[]): void {
@@ -29,7 +31,7 @@ function qkd(a: string[]): void {
 /** Median ms per step of a short distill run (skipping 3 warm-up steps and mask-update steps). */
 function ours(label: string, extra: string[]): { label: string; ms: number; min: number; other: null } {
   const out = join(tmp, label.replace(/\W+/g, '-'));
-  qkd(['distill', '--config', RECIPE, '--steps', String(steps), '--eval-every', '0', '--eval-windows', '1',
+  qkd(['distill', '--config', RECIPE, '--steps', String(steps), '--warmup', '1', '--eval-every', '0', '--eval-windows', '1',
     '--checkpoint-every', '0', '--out', out, ...extra]);
   const other = null; // our step runs in a child process, which OtherLoad would count as "other"
   const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
