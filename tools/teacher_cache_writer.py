@@ -128,11 +128,12 @@ def encode_window(start, toks, lg, h, L):
     return rec
 
 
-def load_teacher(path, device, dtype, peers):
+def load_teacher(path, device, dtype, peers, attn):
     """A function ids (B, T) -> logits (B, T, V) float32 on the CPU."""
     try:
         from transformers import AutoModelForCausalLM
-        m = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype).to(device).eval()
+        kw = {"attn_implementation": attn} if attn else {}
+        m = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype, **kw).to(device).eval()
         return lambda ids: m(input_ids=ids).logits.float().cpu(), "transformers"
     except ImportError:
         sys.path.insert(0, peers)
@@ -175,19 +176,23 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="compute dtype of the teacher")
     ap.add_argument("--batch", type=int, default=16, help="windows per forward")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--attn-implementation", dest="attn", help="transformers' attention (eager: closest to qkd's float32; sdpa, ...)")
     ap.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the teacher files (slow for big models)")
     ap.add_argument("--peers", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "peers"),
                     help="folder of torch_llama.py, used when transformers is not installed")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    # float32 means float32: no TF32 products on GPUs that have them
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     plan, h, L, tokens = read_plan(a.plan)
     model = a.model or h["teacher"]["path"]
     if not a.no_verify:
         check_weights(model, h)
     if os.path.exists(a.out) and os.listdir(a.out):
         fail(f"{a.out}: exists and is not empty")
-    fwd, how = load_teacher(model, a.device, getattr(torch, a.dtype), a.peers)
+    fwd, how = load_teacher(model, a.device, getattr(torch, a.dtype), a.peers, a.attn)
     T, first, end = h["T"], plan["first"], plan["end"]
     parent, name = os.path.split(os.path.abspath(a.out))
     tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
