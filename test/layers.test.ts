@@ -43,3 +43,11 @@ test('no source file under src/ is longer than 400 lines (kernels in src/kernels
   walk(join(ROOT, 'src'));
   assert.deepEqual(long, []);
 });
+
+test('a clean install never needs the network outside the npm registry', () => {
+  // onnxruntime-node's postinstall downloads optional CUDA files from api.nuget.org; CI (which runs
+  // install scripts) failed when .npmrc lost the key that skips it. .ci/run also sets the variable.
+  const npmrc = readFileSync(join(ROOT, '.npmrc'), 'utf8');
+  assert.match(npmrc, /^onnxruntime-node-install=skip$/m);
+  assert.match(readFileSync(join(ROOT, '.ci', 'run'), 'utf8'), /^export ONNXRUNTIME_NODE_INSTALL=skip$/m);
+});
