@@ -46,7 +46,7 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { join } from 'node:path';
-import { crc32 as crc32Table } from './export-st.js';
+import { crc32 as crc32Table } from './crc32.js';
 
 import { QkdError } from '../tensor/errors.js';
 
@@ -121,7 +121,7 @@ export function crc32(bytes: Uint8Array): number {
   return zlibCrc32 ? zlibCrc32(bytes) >>> 0 : crc32Table(bytes);
 }
 
-/** The table-lookup CRC-32 of the export codec: the reference, and the fallback where zlib lacks crc32. */
+/** The table-lookup CRC-32 (io/crc32.ts): the reference, and the fallback where zlib lacks crc32. */
 export { crc32Table };
 
 /** sha256 (hex) of a file, read in 1 MiB chunks. */
