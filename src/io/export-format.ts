@@ -6,8 +6,9 @@
  *   <w>.values   I8 (dense: [O, I]; block: [nBlocks, k]; csr: [nnz]) or, for bits <= 4, U8 packed
  *                (int4 / int2 layout of quant/pack.ts over the same run of values)
  *   <w>.scale    F32 [O]         per-output-row scale
- *   <w>.row_ptr  I32 [O + 1]     sparse formats only
- *   <w>.col      U16 | I32       block: first column of each block [nBlocks]; csr: column of each entry [nnz]
+ *   <w>.row_ptr  U16 | I32 [O + 1]   sparse formats only (version 1: I32)
+ *   <w>.col      U8 | U16 | I32  the column of each csr entry [nnz] or block [nBlocks], in units of the
+ *                                block width (version 2: column / k; version 1: the column itself)
  *   <p>          F32             every other parameter (norms, biases, learned positions, a float embedding)
  */
 import { z } from 'zod';
@@ -20,7 +21,10 @@ import { hfConfigFor } from './hf-config.js';
 import { crcHex, encodeSt, type StTensor } from './export-st.js';
 
 export const EXPORT_FORMAT = 'qkd-int8';
-export const EXPORT_VERSION = 1;
+/** The version written. Version 2 stores block columns as block ordinals and the smallest index
+ *  dtypes that fit (U8 columns for inputs of up to 256 units, U16 row pointers); readers take 1 and 2. */
+export const EXPORT_VERSION = 2;
+export const READABLE_VERSIONS = [1, 2] as const;
 export const EXPORT_FILES = { config: 'config.json', model: 'model.safetensors', tokenizer: 'tokenizer.json', generation: 'generation_config.json' } as const;
 
 
@@ -38,14 +42,16 @@ export const MatrixSpecSchema = z.object({
   packing: z.enum(['int8', 'int4', 'int2']),
   /** Block width along the input dimension (block format only). */
   block: z.number().int().positive().optional(),
-  /** dtype of the column tensor (sparse formats only). */
-  index: z.enum(['U16', 'I32']).optional(),
+  /** dtype of the column tensor (sparse formats only; U8 from version 2). */
+  index: z.enum(['U8', 'U16', 'I32']).optional(),
+  /** dtype of the row pointers (sparse formats only, version 2; version 1: always I32). */
+  rowPtr: z.enum(['U16', 'I32']).optional(),
 }).strict();
 export type MatrixSpec = z.infer<typeof MatrixSpecSchema>;
 
 export const QuantizationSchema = z.object({
   format: z.literal(EXPORT_FORMAT),
-  version: z.literal(EXPORT_VERSION),
+  version: z.union([z.literal(1), z.literal(2)]),
   scheme: z.literal('symmetric-per-channel'),
   /** Bits of the linear layers and of the embedding/head (0: the embedding is stored float32). */
   bits: z.number().int().min(2).max(8),
@@ -123,12 +129,18 @@ function matrixTensors(name: string, qm: QuantMatrix, out: Map<string, StTensor>
   out.set(`${name}.values`, { dtype: v.dtype, shape: valueShape, data: v.data });
   out.set(`${name}.scale`, { dtype: 'F32', shape: [W.O], data: W.scale });
   if (W.format !== 'dense') {
-    const cols = W.format === 'block' ? W.blockCol : W.col;
-    const u16 = W.I <= 65536;
-    spec.index = u16 ? 'U16' : 'I32';
+    // columns in units of the block width (csr: 1), in the smallest dtype that holds every unit
+    const width = W.format === 'block' ? W.k : 1, cols = W.format === 'block' ? W.blockCol : W.col;
+    const units = Math.ceil(W.I / width), count = cols.length;
+    spec.index = units <= 256 ? 'U8' : units <= 65536 ? 'U16' : 'I32';
+    spec.rowPtr = count <= 65535 ? 'U16' : 'I32';
     if (W.format === 'block') spec.block = W.k;
-    out.set(`${name}.row_ptr`, { dtype: 'I32', shape: [W.O + 1], data: W.rowPtr });
-    out.set(`${name}.col`, { dtype: spec.index, shape: [cols.length], data: u16 ? Uint16Array.from(cols) : cols });
+    const ord = width === 1 ? cols : cols.map((c) => c / width);
+    out.set(`${name}.row_ptr`, { dtype: spec.rowPtr, shape: [W.O + 1], data: spec.rowPtr === 'U16' ? Uint16Array.from(W.rowPtr) : W.rowPtr });
+    out.set(`${name}.col`, {
+      dtype: spec.index, shape: [count],
+      data: spec.index === 'U8' ? Uint8Array.from(ord) : spec.index === 'U16' ? Uint16Array.from(ord) : Int32Array.from(ord),
+    });
   }
   return spec;
 }

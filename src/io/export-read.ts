@@ -16,7 +16,7 @@ import { checkDimLimits, checkLoadMemory } from '../model/limits.js';
 import { parseHfConfig } from './hf-config.js';
 import { crcHex, decodeSt, stArray, type StEntry } from './export-st.js';
 import {
-  configChecksum, EXPORT_FILES, EXPORT_FORMAT, EXPORT_VERSION, packingFor, QuantizationSchema,
+  configChecksum, EXPORT_FILES, EXPORT_FORMAT, packingFor, QuantizationSchema, READABLE_VERSIONS,
   type MatrixSpec, type QuantizationBlock,
 } from './export-format.js';
 
@@ -60,11 +60,16 @@ function parseConfig(text: string | Uint8Array): { config: ModelConfig; q: Quant
   }
   const magic = (qj as Record<string, unknown>).format, version = (qj as Record<string, unknown>).version;
   if (magic !== EXPORT_FORMAT) fail(CF, `field "quantization.format" is ${JSON.stringify(magic)}, expected "${EXPORT_FORMAT}"`);
-  if (version !== EXPORT_VERSION) {
-    throw new QkdError('E_UNSUPPORTED', `${CF}: field "quantization.version" ${JSON.stringify(version)} is not supported (expected ${EXPORT_VERSION})`);
+  if (!(READABLE_VERSIONS as readonly unknown[]).includes(version)) {
+    throw new QkdError('E_UNSUPPORTED', `${CF}: field "quantization.version" ${JSON.stringify(version)} is not supported (this reader takes ${READABLE_VERSIONS.join(' and ')})`);
   }
   const r = QuantizationSchema.safeParse(qj);
   if (!r.success) fail(CF, `field "quantization": ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  for (const [name, m] of Object.entries(r.data!.matrices)) {
+    const bad = (field: string, msg: string) => fail(CF, `field "quantization.matrices.${name}${field}": ${msg}`);
+    if (r.data!.version === 1 && (m.index === 'U8' || m.rowPtr !== undefined)) bad('', 'U8 columns and row-pointer dtypes need version 2');
+    if (r.data!.version >= 2 && (m.format === 'dense') !== (m.rowPtr === undefined)) bad('.rowPtr', 'a row-pointer dtype belongs to the sparse formats');
+  }
   let config: ModelConfig, warnings: string[];
   try {
     const parsed = parseHfConfig(json, CF);
@@ -169,10 +174,12 @@ function checkValues(name: string, m: MatrixSpec, out: Int8Array): Int8Array {
   return out;
 }
 
-/** Row pointers and columns of a sparse matrix; `width` is 1 (csr) or the block width. */
-function readSparseIndex(tk: TensorTaker, name: string, m: MatrixSpec, count: number, width: number, alloc: Alloc) {
-  const rowPtr = i32(alloc, stArray(tk.take(`${name}.row_ptr`, ['I32'], [m.rows + 1])) as Int32Array);
+/** Row pointers and columns of a sparse matrix; `width` is 1 (csr) or the block width; from version 2
+ *  the stored columns are in units of `width`. */
+function readSparseIndex(tk: TensorTaker, name: string, m: MatrixSpec, count: number, width: number, version: number, alloc: Alloc) {
+  const rowPtr = i32(alloc, stArray(tk.take(`${name}.row_ptr`, [m.rowPtr ?? 'I32'], [m.rows + 1])));
   const col = i32(alloc, stArray(tk.take(`${name}.col`, [m.index!], [count])));
+  if (version >= 2 && width > 1) for (let e = 0; e < count; e++) col[e] *= width;
   if (rowPtr[0] !== 0) fail(MF, `tensor "${name}.row_ptr"[0] = ${rowPtr[0]}, must be 0`);
   if (rowPtr[m.rows] !== count) fail(MF, `tensor "${name}.row_ptr"[${m.rows}] = ${rowPtr[m.rows]}, must equal the ${count} stored entries`);
   for (let o = 0; o < m.rows; o++) {
@@ -187,7 +194,7 @@ function readSparseIndex(tk: TensorTaker, name: string, m: MatrixSpec, count: nu
   return { rowPtr, col };
 }
 
-function readMatrix(tk: TensorTaker, name: string, m: MatrixSpec, alloc: Alloc): Int8Matrix {
+function readMatrix(tk: TensorTaker, name: string, m: MatrixSpec, version: number, alloc: Alloc): Int8Matrix {
   const scale = stArray(tk.take(`${name}.scale`, ['F32'], [m.rows])) as Float32Array;
   for (let o = 0; o < m.rows; o++) {
     if (!(scale[o] > 0 && scale[o] < Infinity)) fail(MF, `tensor "${name}.scale"[${o}] = ${scale[o]} is not a positive finite scale`);
@@ -200,7 +207,7 @@ function readMatrix(tk: TensorTaker, name: string, m: MatrixSpec, alloc: Alloc):
   const k = m.format === 'block' ? m.block! : 1;
   if (m.stored % k !== 0 || m.stored > O * I) fail(CF, `field "quantization.matrices.${name}.stored" ${m.stored} is not a count of ${k}-blocks within ${O}x${I}`);
   const count = m.stored / k;
-  const { rowPtr, col } = readSparseIndex(tk, name, m, count, k, alloc);
+  const { rowPtr, col } = readSparseIndex(tk, name, m, count, k, version, alloc);
   const values = readValues(tk, name, m, m.format === 'block' ? [count, k] : [count], alloc);
   return m.format === 'block'
     ? { format: 'block', O, I, k, rowPtr, blockCol: col, values, scale }
@@ -218,8 +225,8 @@ export function parseExport(files: ExportFiles, alloc: Alloc = plain): LoadedExp
   const { config, q, warnings } = parseConfig(files.config);
   const { tensors, metadata } = decodeSt(MF, files.model);
   if (metadata.format !== EXPORT_FORMAT) fail(MF, `__metadata__.format is ${JSON.stringify(metadata.format)}, expected "${EXPORT_FORMAT}"`);
-  if (metadata.version !== String(EXPORT_VERSION)) {
-    throw new QkdError('E_UNSUPPORTED', `${MF}: __metadata__.version ${JSON.stringify(metadata.version)} is not supported (expected "${EXPORT_VERSION}")`);
+  if (metadata.version !== String(q.version)) {
+    fail(MF, `__metadata__.version ${JSON.stringify(metadata.version)} differs from ${CF}'s quantization.version ${q.version}`);
   }
   if (configChecksum(config, q) !== metadata.config_crc32) {
     fail(CF, `contents do not match the checksum recorded in ${MF} (__metadata__.config_crc32): edited or corrupt`);
@@ -233,7 +240,7 @@ export function parseExport(files: ExportFiles, alloc: Alloc = plain): LoadedExp
   const tk = new TensorTaker(tensors), matrices = new Map<string, Int8Matrix>(), floats = new Map<string, Float32Array>();
   for (const p of layout.values()) {
     const m = q.matrices[p.name];
-    if (m) matrices.set(p.name, readMatrix(tk, p.name, m, alloc));
+    if (m) matrices.set(p.name, readMatrix(tk, p.name, m, q.version, alloc));
     else floats.set(p.name, readFloat(tk, p));
   }
   const extra = [...tensors.keys()].filter((n) => !tk.used.has(n));

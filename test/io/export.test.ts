@@ -121,13 +121,15 @@ test('exporter: refuses off-grid weights and LSQ without scales; quantizes float
 });
 
 /** The export's files with one tensor rewritten (CRCs recomputed, so only semantic checks can catch it). */
-function tampered(dir: string, edit: (t: Map<string, StTensor>) => void, editConfig?: (c: Record<string, any>) => void) {
+function tampered(dir: string, edit: (t: Map<string, StTensor>) => void, editConfig?: (c: Record<string, any>) => void,
+  editMeta?: (m: Record<string, string>) => void) {
   const model = new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), { tensors, metadata } = decodeSt('m', model);
   const t = new Map<string, StTensor>([...tensors].map(([n, e]) => [n, { dtype: e.dtype, shape: e.shape, data: stArray(e) }]));
   edit(t);
   const meta = Object.fromEntries(Object.entries(metadata).filter(([k]) => !k.startsWith('crc32:')));
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
   editConfig?.(config);
+  editMeta?.(meta);
   return { config: JSON.stringify(config), model: encodeSt(t, meta) };
 }
 
@@ -140,7 +142,14 @@ test('reader: rejects semantically corrupt files with the file and field named',
     ['row_ptr[0]', tampered(dir, (t) => set(t, `${q}.row_ptr`, 0, 1)), /row_ptr"\[0\]/],
     ['row_ptr decreasing', tampered(dir, (t) => set(t, `${q}.row_ptr`, 3, 0)), /row_ptr" decreases/],
     ['row_ptr end', tampered(dir, (t) => { const a = t.get(`${q}.row_ptr`)!.data as Int32Array; a[a.length - 1]--; }), /must equal/],
-    ['block column unaligned', tampered(dir, (t) => set(t, `${q}.col`, 0, 1)), /not a multiple of 4/],
+    // version 2 stores block ordinals (column / 4), so an unaligned block cannot be written; order is checked
+    ['block column order', tampered(dir, (t) => {
+      const c = t.get(`${q}.col`)!.data, rp = t.get(`${q}.row_ptr`)!.data;
+      const o = rp.findIndex((p, i) => i + 1 < rp.length && rp[i + 1] - p >= 2); // a row with two blocks
+      c[rp[o] + 1] = c[rp[o]];
+    }), /strictly increasing/],
+    ['versions disagree', tampered(dir, () => undefined, undefined, (m) => { m.version = '1'; }), /__metadata__\.version "1" differs/],
+    ['U8 columns in a version-1 file', tampered(dir, () => undefined, (c) => { c.quantization.version = 1; }), /need version 2/],
     ['block column out of range', tampered(dir, (t) => set(t, `${q}.col`, 0, 32)), /outside/],
     ['csr column order', tampered(dirU, (t) => { const c = t.get(`${u}.col`)!.data; c[1] = c[0]; }), /strictly increasing/],
     ['csr column range', tampered(dirU, (t) => { t.get(`${u}.col`)!.data[0] = 60000; }), /outside/],
@@ -154,7 +163,7 @@ test('reader: rejects semantically corrupt files with the file and field named',
     ['wrong shape', tampered(dir, (t) => { t.set('final_norm.weight', { dtype: 'F32', shape: [31], data: new Float32Array(31) }); }), /shape \[31\]/],
     ['config edited', tampered(dir, () => undefined, (c) => { c.rms_norm_eps = 1e-6; }), /checksum/],
     ['magic', tampered(dir, () => undefined, (c) => { c.quantization.format = 'other'; }), /quantization\.format/],
-    ['version', tampered(dir, () => undefined, (c) => { c.quantization.version = 2; }), /version/],
+    ['version', tampered(dir, () => undefined, (c) => { c.quantization.version = 3; }), /version/],
     ['quantization field', tampered(dir, () => undefined, (c) => { c.quantization.scheme = 'asymmetric'; }), /quantization.*scheme/],
   ];
   for (const [what, files, msg] of cases) {
