@@ -119,6 +119,7 @@ test('distill --alpha --tau --lambda --kl reverse --attn-top-k: the logged loss 
 });
 
 test('distill --attn-top-k 8: the saved model attends to its 8 best keys (rows 0-7 as dense attention, later rows not)', (t) => {
+  assert.ok(forward, 'uses the --attn-top-k 8 run of the test above');
   const k8 = logits(join(forward, 'model'), ids);
   const all = logits(editedCopy(join(forward, 'model'), 'topk0', (c) => { c.qkd_compression.attnTopK = 0; }), ids);
   const V = 2048, rows = (a: Float32Array, r0: number, r1: number) => a.subarray(r0 * V, r1 * V);
