@@ -255,12 +255,19 @@ function parseFrom(file: string, src: ByteSource): SafetensorsFile {
     if (name === '__metadata__') metadata = parseMetadata(file, v);
     else entries.push(parseEntry(file, name, v, dataLen));
   }
+  // the tensors must tile the data buffer exactly, as Hugging Face's reader requires: a byte that no
+  // tensor covers means a corrupt header length or offsets (e.g. a header shortened into its padding
+  // would otherwise shift every tensor)
   const ranges = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i].begin < ranges[i - 1].end) {
+  let covered = 0;
+  for (let i = 0; i < ranges.length; i++) {
+    if (i > 0 && ranges[i].begin < ranges[i - 1].end) {
       throw fmt(file, `tensors "${ranges[i - 1].name}" and "${ranges[i].name}" have overlapping data_offsets`);
     }
+    if (ranges[i].begin !== covered) throw fmt(file, `bytes ${covered}..${ranges[i].begin} of the data buffer belong to no tensor (before "${ranges[i].name}")`);
+    covered = ranges[i].end;
   }
+  if (covered !== dataLen) throw fmt(file, `the data buffer holds ${dataLen} bytes but its tensors cover ${covered} (corrupt header length or offsets?)`);
   const tensors = new Map<string, TensorInfo>();
   for (const e of entries) {
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, bytes: src.read(dataStart + e.begin, e.end - e.begin), file });
