@@ -2,7 +2,8 @@
  * Mutation checks kept as tests: the fixture models with one deliberately wrong config field (exact
  * GELU for gpt2's tanh form, a wrong norm eps, a wrong RoPE theta, a wrong Llama activation) must
  * FAIL the Hugging Face parity comparisons that the real tests make (model/parity.test.ts on the ts
- * and wasm backends, io/onnx.test.ts in onnxruntime), with the same thresholds (parity-check.ts).
+ * and wasm backends, kernels/native-parity.test.ts, io/onnx.test.ts in onnxruntime), with the same
+ * thresholds (parity-check.ts).
  * Each case states the error measured for the mutant, against the tolerance it must exceed.
  */
 import { after, test } from 'node:test';
@@ -14,7 +15,9 @@ import { onnxModelBytes } from '../../src/io/onnx.js';
 import { loadHfModel } from '../../src/io/hf.js';
 import { makeModelConfig, type ModelConfig } from '../../src/model/config.js';
 import { fixture, maxAbsDiff } from '../helpers.js';
-import { cleanupTmp, idsTensor, session, tmpDir } from '../io/onnx-ort.js';
+import { cleanupTmp, idsTensor, session, tmpDir, top1Agreement } from '../io/onnx-ort.js';
+import { ONNX_INT8_SIM_TOL, OnnxInt8SimProducts, readInt8Linears } from '../io/onnx-int8-sim.js';
+import { TsBackend } from '../../src/kernels/ts/backend.js';
 import { HF_LOGIT_TOL, hfLogitDiff, hfReference, loadFixtureModel, type HfModel } from './parity-check.js';
 
 after(cleanupTmp);
@@ -54,8 +57,9 @@ const MUTATIONS: Mutation[] = [
 for (const m of MUTATIONS) {
   test(`mutation caught: ${m.label}`, async (t) => {
     const tol = HF_LOGIT_TOL[m.model], seen: string[] = [];
-    // the teacher on one backend only (each pass takes about a second)
-    for (const backendName of m.model === 'brown-llama-teacher' ? ['wasm'] as const : ['ts', 'wasm'] as const) {
+    // the backends of model/parity.test.ts and kernels/native-parity.test.ts; the teacher on one only
+    // (each pass takes about a second)
+    for (const backendName of m.model === 'brown-llama-teacher' ? ['wasm'] as const : ['ts', 'wasm', 'native'] as const) {
       const be = await createBackend(backendName);
       try {
         const model = loadFixtureModel(m.model, be, m.edit);
@@ -83,6 +87,25 @@ for (const m of MUTATIONS) {
     t.diagnostic(`${m.label}: max |logit diff| ${seen.join(', ')} (tol ${tol})`);
   });
 }
+
+test('mutation caught: the int8 ONNX export of tiny-gpt2 with exact GELU fails the simulation comparison', async (t) => {
+  // io/onnx.test.ts compares the int8 export with the float64 simulation on the fixture's config; the
+  // check it replaced (top-1 agreement with the float reference >= 90%) passes this mutant (98.8%)
+  const hf = loadHfModel(fixture('tiny-gpt2')), r = hfReference('tiny-gpt2');
+  const out = join(tmpDir('mutant-int8'), 'model.onnx');
+  writeFileSync(out, onnxModelBytes(makeModelConfig({ ...hf.config, act: 'gelu' }), hf.tensors, { int8: true }).bytes);
+  const s = await session(out);
+  const got = (await s.run({ input_ids: idsTensor(r.rows) })).logits.data as Float32Array;
+  await s.release();
+  const model = loadFixtureModel('tiny-gpt2', new TsBackend());
+  model.products = new OnnxInt8SimProducts(model, readInt8Linears(out));
+  const sim = model.forward(r.rows.flat(), r.B, r.T).slice();
+  model.dispose();
+  const diff = maxAbsDiff(got, sim), top1 = top1Agreement(got, r.want, 2048);
+  t.diagnostic(`int8 exact-GELU mutant: max |logit diff| to the simulation ${diff.toExponential(2)}, top-1 vs the float reference ${(100 * top1).toFixed(1)}%`);
+  assert.ok(diff > ONNX_INT8_SIM_TOL['tiny-gpt2'], `the int8 simulation comparison passes the mutant (${diff})`); // measured 1.6e-2
+  assert.ok(top1 >= 0.9, `the old check would have caught it too (top-1 ${top1})`);
+});
 
 test('mutation harness: the unedited fixtures pass the same comparisons', async () => {
   const be = await createBackend('ts');
