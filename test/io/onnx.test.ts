@@ -68,7 +68,7 @@ for (const c of CASES) {
     // the int8 weights are the max-abs per-row quantization of the fixture's: s = max|W_o| / 127 (as float32),
     // |W - q s| <= s / 2 (ties of the bf16 teacher sit at exactly s / 2, plus the float32 rounding of s)
     const hf = loadHfModel(fixture(c.name));
-    assert.equal(weights.size, 7 * r.config.nLayer - (r.config.gated ? 0 : r.config.nLayer) + 1);
+    assert.equal(weights.size, r.config.nLayer * (r.config.gated ? 7 : 6) + 1); // every linear layer and the head
     for (const w of weights.values()) {
       const W = hf.tensors.get(w.name)!;
       for (let o = 0; o < w.O; o++) {
