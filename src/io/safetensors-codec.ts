@@ -253,18 +253,19 @@ export function parseFrom(file: string, src: ByteSource): SafetensorsFile {
     if (name === '__metadata__') metadata = parseMetadata(file, v);
     else entries.push(parseEntry(file, name, v, dataLen));
   }
-  // As the reference implementation requires: the tensors tile the data buffer exactly (no overlap,
-  // no gap, nothing after the last one), so every byte of the file belongs to the header or a tensor.
+  // the tensors must tile the data buffer exactly, as Hugging Face's reader requires: a byte that no
+  // tensor covers means a corrupt header length or offsets (e.g. a header shortened into its padding
+  // would otherwise shift every tensor)
   const ranges = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
-  let end = 0;
+  let covered = 0;
   for (let i = 0; i < ranges.length; i++) {
     if (i > 0 && ranges[i].begin < ranges[i - 1].end) {
       throw fmt(file, `tensors "${ranges[i - 1].name}" and "${ranges[i].name}" have overlapping data_offsets`);
     }
-    if (ranges[i].begin !== end) throw fmt(file, `tensor "${ranges[i].name}" starts at byte ${ranges[i].begin} of the data buffer, expected ${end} (a gap)`);
-    end = ranges[i].end;
+    if (ranges[i].begin !== covered) throw fmt(file, `bytes ${covered}..${ranges[i].begin} of the data buffer belong to no tensor (before "${ranges[i].name}")`);
+    covered = ranges[i].end;
   }
-  if (end !== dataLen) throw fmt(file, `${dataLen - end} bytes after the last tensor (appended data or a bad header)`);
+  if (covered !== dataLen) throw fmt(file, `the data buffer holds ${dataLen} bytes but its tensors cover ${covered} (corrupt header length or offsets?)`);
   const tensors = new Map<string, TensorInfo>();
   for (const e of entries) {
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, bytes: src.read(dataStart + e.begin, e.end - e.begin), file });

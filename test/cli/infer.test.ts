@@ -10,18 +10,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
 import { loadTokenizer } from '../../src/data/tokenizer-node.js';
+import { HF_LOGIT_TOL } from '../model/parity-check.js';
 
 const CLI = 'dist/src/cli/main.js';
 const TEACHER = fixture('brown-llama-teacher');
 const ref = readJson(fixture('brown-llama-teacher', 'reference.json'));
 const tmp = mkdtempSync(join(tmpdir(), 'qkd-cli-'));
+/** ppl relative error, measured 2.4e-8 (valid) and 1.5e-9 to 6.4e-9 (test, 2 or 1 threads): 4x; top-1 measured identical, one position may flip. */
+const PPL_REL_TOL = 1e-7;
+const TOP1_TOL = 1.5 / 193545;
 
 function qkd(...args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
 }
 
 for (const split of ['valid', 'test'] as const) {
-  test(`qkd eval --json on the teacher reproduces the ${split} reference`, () => {
+  test(`qkd eval --json on the teacher reproduces the ${split} reference`, (t) => {
     const r = qkd('eval', '--model', TEACHER, '--text', fixture('brown-text', `brown-${split}.txt`), '--json');
     assert.equal(r.status, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
@@ -29,19 +33,21 @@ for (const split of ['valid', 'test'] as const) {
     const got = JSON.parse(lines[0]), want = ref[split];
     assert.deepEqual(Object.keys(got).sort(), ['nll', 'ppl', 'tokens', 'top1']);
     assert.equal(got.tokens, want.tokens);
-    assert.ok(Math.abs(got.ppl / want.ppl - 1) < 5e-4, `ppl ${got.ppl} vs ${want.ppl}`);
-    assert.ok(Math.abs(got.top1 - want.top1) < 1e-3, `top1 ${got.top1} vs ${want.top1}`);
+    t.diagnostic(`${split}: ppl ${got.ppl} vs ${want.ppl} (rel ${(got.ppl / want.ppl - 1).toExponential(2)}), top1 ${got.top1} vs ${want.top1}`);
+    assert.ok(Math.abs(got.ppl / want.ppl - 1) < PPL_REL_TOL, `ppl ${got.ppl} vs ${want.ppl}`);
+    assert.ok(Math.abs(got.top1 - want.top1) < TOP1_TOL, `top1 ${got.top1} vs ${want.top1}`);
   });
 }
 
-test('qkd logits writes [ids, vocab] float32 logits matching Hugging Face', () => {
+test('qkd logits writes [ids, vocab] float32 logits matching Hugging Face', (t) => {
   const out = join(tmp, 'logits.f32');
   const r = qkd('logits', '--model', TEACHER, '--ids', ref.logits_input_ids.join(','), '--out', out);
   assert.equal(r.status, 0, r.stderr);
   const got = readF32(out), want = readF32(fixture('brown-llama-teacher', 'reference-logits.f32'));
   assert.equal(got.length, ref.logits_shape[0] * ref.logits_shape[1]);
-  const d = maxAbsDiff(got, want);
-  assert.ok(d < 1e-3, `max |diff| ${d}`);
+  const d = maxAbsDiff(got, want), tol = HF_LOGIT_TOL['brown-llama-teacher'];
+  t.diagnostic(`qkd logits: max |diff| ${d.toExponential(3)} (tol ${tol})`);
+  assert.ok(d < tol, `max |diff| ${d} >= ${tol}`);
 });
 
 test('qkd generate --greedy prints the reference continuation', () => {

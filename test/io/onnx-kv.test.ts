@@ -14,6 +14,7 @@ import { TsBackend } from '../../src/kernels/ts/backend.js';
 import { loadModel } from '../../src/io/load-model.js';
 import type { ModelConfig, ModelConfigInput } from '../../src/model/config.js';
 import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
+import { HF_LOGIT_TOL } from '../model/parity-check.js';
 import {
   argmax, cleanupTmp, emptyPast, idsTensor, nextPast, ort, session, tmpDir, top1Agreement, writeRandomModel,
 } from './onnx-ort.js';
@@ -21,7 +22,7 @@ import {
 after(cleanupTmp);
 
 test('onnx kv-cache: prefill + single-token steps equal the reference logits; greedy decoding matches', async (t) => {
-  for (const name of ['tiny-llama', 'tiny-gpt2']) {
+  for (const name of ['tiny-llama', 'tiny-gpt2'] as const) {
     const ref = readJson(fixture(name, 'reference.json'));
     const r = exportOnnx(fixture(name), join(tmpDir(name), 'kv.onnx'), { kvCache: true });
     const c = r.config, V = c.vocabSize, s = await session(r.out);
@@ -41,8 +42,8 @@ test('onnx kv-cache: prefill + single-token steps equal the reference logits; gr
     }
     assert.deepEqual(out[r.outputs[1]].dims, [B, c.nKVHead, T, c.headDim]);
     const diff = maxAbsDiff(got, want);
-    t.diagnostic(`${name} kv-cache: max |logit diff| ${diff.toExponential(2)}`);
-    assert.ok(diff < 1e-5, `${name}: kv-cache logits differ by ${diff}`);
+    t.diagnostic(`${name} kv-cache: max |logit diff| ${diff.toExponential(2)} (tol ${HF_LOGIT_TOL[name]}; measured 3.58e-7 for both)`);
+    assert.ok(diff < HF_LOGIT_TOL[name], `${name}: kv-cache logits differ by ${diff}`);
     // greedy decoding through the cache
     const prompt: number[] = ref.greedy_prompt_ids, expected: number[] = ref.greedy_output_ids;
     const seq = [...prompt];
@@ -89,19 +90,23 @@ function student(extra: Partial<ModelConfigInput>): ModelConfigInput {
 
 const QAT = (actBits: number) => ({ bits: 8, embedBits: 8, actBits, scheme: 'maxabs' as const });
 
-/** opset 21 on one case: reductions take their axes as an input from opset 18 on. */
+/**
+ * opset 21 on one case: reductions take their axes as an input from opset 18 on. Tolerances ~3x the
+ * measured max |logit diff| (full pass / cached step): act8 5.96e-7 / 2.38e-7, act4-topk 7.15e-7 /
+ * 1.19e-7, llama 4.77e-7 / 3.58e-7, gelu-erf 5.96e-7 / 4.77e-7.
+ */
 const STUDENTS: { tag: string; input: ModelConfigInput; tol: number; opset?: number }[] = [
-  { tag: 'student-act8', input: student({ quant: QAT(8) }), tol: 1e-4 },
-  { tag: 'student-act4-topk-opset21', input: student({ quant: QAT(4), attnTopK: 5 }), tol: 1e-4, opset: 21 },
+  { tag: 'student-act8', input: student({ quant: QAT(8) }), tol: 2e-6 },
+  { tag: 'student-act4-topk-opset21', input: student({ quant: QAT(4), attnTopK: 5 }), tol: 2e-6, opset: 21 },
   {
     tag: 'llama-gqa-bias-act8',
     input: student({
       family: 'llama', nKVHead: 2, norm: 'rmsnorm', pos: 'rope', act: 'silu', gated: true, bias: true,
       tieEmbeddings: false, ffnDim: 80, quant: QAT(8),
     }),
-    tol: 1e-4,
+    tol: 2e-6,
   },
-  { tag: 'gpt2-gelu-erf', input: student({ family: 'gpt2', act: 'gelu', tieEmbeddings: false }), tol: 1e-5 },
+  { tag: 'gpt2-gelu-erf', input: student({ family: 'gpt2', act: 'gelu', tieEmbeddings: false }), tol: 2e-6 },
 ];
 
 for (const st of STUDENTS) {

@@ -141,6 +141,12 @@ test('corrupt files: every defect is a QkdError naming the file and the tensor',
   check('range.safetensors', rawFile({ w: ok(0, 64) }, 32), ['"w"', 'past the data buffer']);
   check('order.safetensors', rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, 8), ['"w"', 'data_offsets']);
   check('overlap.safetensors', rawFile({ a: ok(0, 16), b: ok(8, 24) }, 24), ['"a"', '"b"', 'overlapping']);
+  // the tensors must tile the data buffer: a hole or trailing bytes mean a corrupt header length or offsets
+  check('hole.safetensors', rawFile({ a: ok(0, 16), b: ok(20, 36) }, 36), ['"b"', 'bytes 16..20', 'belong to no tensor']);
+  check('trailing.safetensors', rawFile({ a: ok(0, 16) }, 18), ['holds 18 bytes', 'cover 16']);
+  const shortHeader = rawFile(null, 16, JSON.stringify({ a: ok(0, 16) }) + '  ');
+  new DataView(shortHeader.buffer).setBigUint64(0, BigInt(shortHeader.length - 16 - 8 - 2), true); // header cut into its padding
+  check('shifted.safetensors', shortHeader, ['holds 18 bytes', 'cover 16']);
   check('size.safetensors', rawFile({ w: ok(0, 16, [3]) }, 16), ['"w"', 'needs 12 bytes']);
   check('hugeshape.safetensors', rawFile({ w: ok(0, 16, [2 ** 40, 2 ** 40, 2 ** 40]) }, 16), ['"w"', 'more than']);
   check('neg.safetensors', rawFile({ w: ok(0, 16, [-4]) }, 16), ['"w"', 'shape']);

@@ -10,7 +10,8 @@ import { createBackend } from '../../src/kernels/registry.js';
 import type { Backend } from '../../src/kernels/backend.js';
 import { loadModel } from '../../src/io/load-model.js';
 import { generate } from '../../src/runtime/generate.js';
-import { fixture, maxAbsDiff, readF32, readJson } from '../helpers.js';
+import { fixture } from '../helpers.js';
+import { HF_LOGIT_TOL, hfLogitDiff, hfReference, loadFixtureModel } from '../model/parity-check.js';
 import { assertGradsMatchTorch } from '../torch-grads.js';
 
 async function withNative(threads: number, body: (be: Backend) => void): Promise<void> {
@@ -24,18 +25,15 @@ async function withNative(threads: number, body: (be: Backend) => void): Promise
 }
 
 for (const [name, threads] of [['tiny-llama', 1], ['tiny-llama', 2], ['tiny-gpt2', 2]] as const) {
-  test(`${name} logits (within 1e-4) and greedy output match Hugging Face (native, ${threads} thread(s))`, async () => {
+  test(`${name} logits and greedy output match Hugging Face (native, ${threads} thread(s))`, async (t) => {
     await withNative(threads, (be) => {
-      const ref = readJson(fixture(name, 'reference.json'));
-      const { model } = loadModel(fixture(name), be);
-      const rows: number[][] = Array.isArray(ref.input_ids[0]) ? ref.input_ids : [ref.input_ids];
-      const B = rows.length, T = rows[0].length;
-      const logits = model.forward(rows.flat(), B, T);
-      const diff = maxAbsDiff(logits.subarray(0, B * T * model.config.vocabSize), readF32(fixture(name, 'reference-logits.f32')));
-      assert.ok(diff < 1e-4, `${name}: max |logit diff| ${diff} >= 1e-4`);
-      const prompt: number[] = ref.greedy_prompt_ids, expected: number[] = ref.greedy_output_ids;
-      const out = generate(model, prompt, { greedy: true, maxNewTokens: expected.length - prompt.length });
-      assert.deepEqual([...prompt, ...out], expected);
+      const model = loadFixtureModel(name, be);
+      const diff = hfLogitDiff(model, name), tol = HF_LOGIT_TOL[name];
+      t.diagnostic(`${name} (native, ${threads}): max |logit diff| ${diff.toExponential(3)} (tol ${tol})`);
+      assert.ok(diff < tol, `${name}: max |logit diff| ${diff} >= ${tol}`);
+      const { prompt, greedy } = hfReference(name);
+      const out = generate(model, prompt, { greedy: true, maxNewTokens: greedy.length - prompt.length });
+      assert.deepEqual([...prompt, ...out], greedy);
       model.dispose();
     });
   });

@@ -2,8 +2,9 @@
  * Parity of the int8 runtime with the distilled student's fake-quantized float forward (DESIGN rule 3):
  * `qkd distill` makes tiny students with the fixture teacher (int8 weights, 90% sparse: 1x4 blocks
  * with int8 activations, and unstructured with float activations), `qkd export` compacts them, and
- * `qkd logits` / `qkd eval` on the run's model/ and on the export must agree: top-1 identical on at
- * least 99.9% of the validation positions, max |logit difference| reported.
+ * `qkd logits` / `qkd eval` on the run's model/ and on the export must agree: top-1 identical on every
+ * validation position (measured 2560/2560; DESIGN asks for 99.9%), logits and perplexity within the
+ * tolerances below.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,12 +51,18 @@ const argmax = (a: Float32Array, off: number, n: number) => {
   return b;
 };
 
-const RECIPES: [string, string[]][] = [
-  ['W8A8, 90% sparse in 1x4 blocks', ['quant: { bits: 8, actBits: 8 }', 'sparsity: { target: 0.9, granularity: block, block: 4, start: 0.1, end: 0.6, every: 2 }']],
-  ['W8A32, 90% unstructured', ['quant: { bits: 8 }', 'sparsity: { target: 0.9, start: 0.1, end: 0.6, every: 2 }']],
+/**
+ * Max |logit diff| in process (ts backend) about 3x the measured: W8A8 1.91e-5 (an activation code that
+ * rounds the other way in float rounding), W8A32 5.96e-8. Through the CLI (one window) measured 1.79e-7
+ * and 2.38e-7: tolerance 1e-6. ppl relative difference measured 1.9e-9 and 1.5e-9: tolerance 1e-8.
+ */
+const RECIPES: [string, string[], number][] = [
+  ['W8A8, 90% sparse in 1x4 blocks', ['quant: { bits: 8, actBits: 8 }', 'sparsity: { target: 0.9, granularity: block, block: 4, start: 0.1, end: 0.6, every: 2 }'], 6e-5],
+  ['W8A32, 90% unstructured', ['quant: { bits: 8 }', 'sparsity: { target: 0.9, start: 0.1, end: 0.6, every: 2 }'], 2e-7],
 ];
+const CLI_TOL = 1e-6, PPL_REL_TOL = 1e-8;
 
-for (const [label, extra] of RECIPES) {
+for (const [label, extra, tol] of RECIPES) {
   test(`parity ${label}: qkd logits / eval on model/ and on its export`, () => {
     const run = distill(label.replace(/\W+/g, '-'), extra), exp = join(tmp, `${label.replace(/\W+/g, '-')}-export`);
     qkd(['export', '--model', run, '--out', exp]); // a run directory: its model/ is exported
@@ -80,8 +87,9 @@ for (const [label, extra] of RECIPES) {
     const evF = JSON.parse(qkd(['eval', '--model', join(run, 'model'), '--text', evalText, '--context', '64', '--json']).stdout);
     const evQ = JSON.parse(qkd(['eval', '--model', exp, '--text', evalText, '--context', '64', '--json']).stdout);
     console.log(JSON.stringify({ parity: label, positions: total, top1Agreement: same / total, maxAbsDiff: maxDiff, cliMaxAbsDiff: cliDiff, pplFloat: evF.ppl, pplExport: evQ.ppl }));
-    assert.ok(same / total >= 0.999, `top-1 agreement ${same}/${total}`);
-    assert.ok(maxDiff < 1e-3 && cliDiff < 1e-3, `max |diff| ${maxDiff}, CLI ${cliDiff}`);
-    assert.ok(Math.abs(evF.ppl - evQ.ppl) <= 1e-4 * evF.ppl, `ppl ${evF.ppl} vs ${evQ.ppl}`);
+    assert.equal(same, total, `top-1 agreement ${same}/${total}`);
+    assert.ok(maxDiff < tol, `max |diff| ${maxDiff} >= ${tol}`);
+    assert.ok(cliDiff < CLI_TOL, `CLI max |diff| ${cliDiff} >= ${CLI_TOL}`);
+    assert.ok(Math.abs(evF.ppl - evQ.ppl) <= PPL_REL_TOL * evF.ppl, `ppl ${evF.ppl} vs ${evQ.ppl}`);
   });
 }
