@@ -7,6 +7,7 @@ import { paramCount } from '../model/config.js';
 import { loadHfModelConfig } from '../io/hf.js';
 import { createBackend } from '../kernels/registry.js';
 import { readConfigFile } from '../train/config.js';
+import { parseTaskNames } from '../eval/tasks/index.js';
 import { addBackendOptions, backendName, intFlag, openBackend, progress, warn } from './common.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -18,6 +19,7 @@ function pipelineFlags(o: Record<string, any>): Record<string, unknown> {
   if (o.teacher) f.teacher = o.teacher;
   if (o.recipe) f.recipe = o.recipe;
   if (o.cache) f.cache = o.cache;
+  if (o.tasks !== undefined) f.tasks = o.tasks === 'none' ? null : { names: parseTaskNames(o.tasks) };
   if (o.steps !== undefined) f.distill = { steps: o.steps };
   if (o.teacherSteps !== undefined) f.train = { steps: o.teacherSteps };
   return f;
@@ -34,6 +36,8 @@ export function summaryTable(r: PipelineResult): string {
     ['valid ppl', fmt(tv.ppl), fmt(sv.ppl), `${fmt(sv.ppl / tv.ppl, 3)}x`],
     ['valid top-1', fmt(tv.top1, 4), fmt(sv.top1, 4), `${fmt(100 * (sv.top1 - tv.top1), 2)} points`],
     ...(r.eval.teacher.test ? [['test ppl', fmt(r.eval.teacher.test.ppl), fmt(r.eval.student.test.ppl), `${fmt(r.eval.student.test.ppl / r.eval.teacher.test.ppl, 3)}x`]] : []),
+    ...(r.tasks ? [['language tasks Perf (mean acc)', fmt(r.tasks.teacher.perf, 4), fmt(r.tasks.student.perf, 4),
+      `${fmt(100 * (r.tasks.student.perf - r.tasks.teacher.perf), 2)} points`]] : []),
     ['decode tok/s (batch 1, 1 thread)', fmt(r.bench.teacher.decodeTokPerS, 0), fmt(r.bench.student.decodeTokPerS, 0),
       `${fmt(r.bench.student.decodeTokPerS / r.bench.teacher.decodeTokPerS, 1)}x faster`],
   ];
@@ -53,6 +57,7 @@ export function registerPipeline(program: Command): void {
     .option('--steps <n>', 'distillation steps (overrides the recipe)', intFlag('--steps', 1))
     .option('--teacher-steps <n>', 'teacher training steps', intFlag('--teacher-steps', 1))
     .option('--cache <mode>', 'teacher-logit cache: auto, on or off')
+    .option('--tasks <names>', 'language tasks of teacher and student (comma-separated, or none; default: all, 200 items each; docs/tasks.md)')
     .requiredOption('--out <dir>', 'output folder (a new one, or a previous pipeline output to continue)'))
     .action(async (o) => {
       const file = o.config ? readConfigFile(o.config) : {};

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { QkdError } from '../tensor/errors.js';
+import { TASK_NAMES } from '../eval/tasks/index.js';
 import { mergeConfig, zodMessage } from '../train/config.js';
 
 /** The recipe the pipeline distills with unless told otherwise (docs/distillation.md). */
@@ -32,6 +33,15 @@ export const PipelineConfigSchema = z.object({
     /** Windows per evaluation text (0 = all). */
     windows: z.number().int().min(0).default(0),
   }).strict().default({ context: 256, windows: 0 }),
+  /** Zero-shot language tasks of teacher and student (docs/tasks.md); null = skip the stage. */
+  tasks: z.object({
+    /** The tasks to run; null = all. */
+    names: z.array(z.enum(TASK_NAMES)).min(1).nullable().default(null),
+    /** At most this many items per task. */
+    limit: z.number().int().positive().default(200),
+    /** Seed of the suite (which items are drawn). */
+    seed: z.number().int().nonnegative().default(0),
+  }).strict().nullable().default({ names: null, limit: 200, seed: 0 }),
   report: z.object({
     /** Held-out windows for the approximation ratio and the empirical risks. */
     windows: z.number().int().min(1).default(8),
@@ -47,9 +57,12 @@ export const PipelineConfigSchema = z.object({
 export type PipelineConfig = Readonly<z.output<typeof PipelineConfigSchema>>;
 
 export function makePipelineConfig(file: Record<string, unknown>, flags: Record<string, unknown>, where: string): PipelineConfig {
-  const r = PipelineConfigSchema.safeParse(mergeConfig(file, flags, ['train', 'distill', 'eval', 'bench', 'report']));
+  const r = PipelineConfigSchema.safeParse(mergeConfig(file, flags, ['train', 'distill', 'eval', 'tasks', 'bench', 'report']));
   if (!r.success) throw new QkdError('E_CONFIG', zodMessage(where, r.error));
   const c = r.data;
+  if (c.tasks?.names && c.tasks.names.every((n) => n === 'lm' || n === 'cloze')) {
+    throw new QkdError('E_CONFIG', `${where}: tasks.names: name at least one multiple-choice task besides cloze and lm (the report compares Perf, their mean accuracy)`);
+  }
   if (c.valid && !c.text) throw new QkdError('E_CONFIG', `${where}: valid: held-out text needs training text (text) too`);
   for (const k of ['teacher', 'data', 'teacherCache']) {
     if (k in c.distill) throw new QkdError('E_CONFIG', `${where}: distill.${k}: set by the pipeline (use the top-level teacher / text)`);

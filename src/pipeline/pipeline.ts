@@ -12,7 +12,7 @@
  *   OUT/cache/         the teacher-logit cache (when it pays)
  *   OUT/student/       a `qkd distill` run
  *   OUT/export/        the qkd-int8 export
- *   OUT/eval/eval.json, OUT/bench/bench.json, OUT/report/
+ *   OUT/eval/eval.json, OUT/tasks/tasks.json, OUT/bench/bench.json, OUT/report/
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -23,8 +23,8 @@ import { readRegularJson } from '../io/read-file.js';
 import { QkdError } from '../tensor/errors.js';
 import type { PipelineConfig } from './config.js';
 import {
-  benchStage, cacheStage, reportStage, evalStage, exportStage, exists, Interrupted, studentConfig, studentStage, teacherDir, teacherStage,
-  teacherTrainConfig, tokenizerStage, wantsCache, type BenchFile, type EvalFile, type StageContext,
+  benchStage, cacheStage, reportStage, evalStage, exportStage, exists, Interrupted, studentConfig, studentStage, tasksStage, teacherDir, teacherStage,
+  teacherTrainConfig, tokenizerStage, wantsCache, type BenchFile, type EvalFile, type StageContext, type TasksFile,
 } from './stages.js';
 
 export const STATE_FILE = 'pipeline.json';
@@ -34,7 +34,8 @@ interface StageState { hash: string; done: boolean; seconds: number }
 interface State { version: number; stages: Record<string, StageState>; teacher: string }
 
 export interface PipelineResult {
-  out: string; ran: string[]; skipped: string[]; eval: EvalFile; bench: BenchFile; exportBytes: number; teacherDir: string; report: string;
+  out: string; ran: string[]; skipped: string[]; eval: EvalFile; tasks: TasksFile | null; bench: BenchFile; exportBytes: number;
+  teacherDir: string; report: string;
 }
 
 const sha = (v: unknown) => createHash('sha256').update(canonicalJson(v)).digest('hex').slice(0, 16);
@@ -94,8 +95,12 @@ function plan(c: StageContext): Stage[] {
   stages.push({ name: 'export', deps: ['student'], inputs: {}, dirs: ['export'], run: () => exportStage(c) });
   stages.push({ name: 'eval', deps: ['teacher', 'export'], inputs: { eval: cfg.eval, text: cfg.text, valid: cfg.valid }, dirs: ['eval'],
     run: () => evalStage(c) });
+  if (cfg.tasks) {
+    stages.push({ name: 'tasks', deps: ['teacher', 'export'], inputs: { tasks: cfg.tasks, valid: cfg.valid }, dirs: ['tasks'],
+      run: () => tasksStage(c) });
+  }
   stages.push({ name: 'bench', deps: ['teacher', 'export'], inputs: { bench: cfg.bench }, dirs: ['bench'], run: () => benchStage(c) });
-  stages.push({ name: 'report', deps: ['teacher', 'student', 'export', 'eval', 'bench'], inputs: { report: cfg.report }, dirs: ['report'],
+  stages.push({ name: 'report', deps: ['teacher', 'student', 'export', 'eval', ...(cfg.tasks ? ['tasks'] : []), 'bench'], inputs: { report: cfg.report }, dirs: ['report'],
     run: () => reportStage(c) });
   return stages;
 }
@@ -137,7 +142,7 @@ export async function runPipeline(c: StageContext): Promise<PipelineResult> {
   }
   const read = <T>(p: string) => readRegularJson(join(c.out, p), p) as T;
   const exportBytes = readdirSync(join(c.out, 'export')).reduce((s, f) => s + statSync(join(c.out, 'export', f)).size, 0);
-  return { out: c.out, ran, skipped, eval: read<EvalFile>('eval/eval.json'), bench: read<BenchFile>('bench/bench.json'), exportBytes,
+  return { out: c.out, ran, skipped, eval: read<EvalFile>('eval/eval.json'), tasks: c.cfg.tasks ? read<TasksFile>('tasks/tasks.json') : null, bench: read<BenchFile>('bench/bench.json'), exportBytes,
     teacherDir: teacherDir(c), report: join(c.out, 'report', 'report.html') };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The stages of `qkd pipeline`, each a function of its inputs writing one folder of the output:
- * tokenizer -> teacher -> (cache) -> student -> export -> eval -> bench. pipeline.ts decides which run.
+ * tokenizer -> teacher -> (cache) -> student -> export -> eval -> tasks -> bench -> report. pipeline.ts decides which run.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { distill, totalSteps } from '../distill/distill.js';
 import { buildTeacherCache } from '../distill/teacher.js';
 import { evaluate, type EvalResult } from '../eval/perplexity.js';
 import { decodeSpeed, type DecodeSpeed } from '../eval/speed.js';
+import { buildSuite, evaluateTasks, type TasksResult } from '../eval/tasks/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { exportStudent } from '../io/export.js';
 import { loadModel } from '../io/load-model.js';
@@ -114,6 +115,43 @@ export function evalStage(c: StageContext): EvalFile {
   try {
     const out: EvalFile = { context, teacher: run(teacher, teacherDir(c), 'teacher'), student: run(student, join(c.out, 'export'), 'student export') };
     writeStageFile(c, 'eval', 'eval.json', out);
+    return out;
+  } finally { teacher.dispose(); student.dispose(); }
+}
+
+/** tasks/tasks.json: the suite and, per model, each task's accuracy and Perf (the report's `tasks` input). */
+export interface TasksFile {
+  suite: { hash: string; source: string; items: Record<string, number> };
+  teacher: TaskScores; student: TaskScores;
+}
+interface TaskScores {
+  tasks: Record<string, { acc: number; acc_norm?: number; stderr: number; n: number; chance: number }>;
+  perf: number;
+  lm: TasksResult['lm'];
+}
+
+/** Zero-shot language tasks (docs/tasks.md) of teacher and student export, on one suite built from held-out text. */
+export function tasksStage(c: StageContext): TasksFile {
+  const o = c.cfg.tasks!;
+  // all tasks (the default): one that finds no item in a short held-out text is left out with a note;
+  // tasks named in the config must all be there
+  const suite = buildSuite({ limit: o.limit, seed: o.seed, ...(o.names ? { tasks: [...o.names] } : {}) },
+    { text: c.cfg.valid ?? undefined, ...(o.names ? {} : { onEmpty: (why: string) => c.info(`${why}: left out`) }) });
+  const run = (m: CausalLM, dir: string, who: string): TaskScores => {
+    c.info(`language tasks of the ${who} (${suite.tasks.map((t) => `${t.name} ${t.items.length}`).join(', ')})`);
+    const r = evaluateTasks(m, suite, { tokenizer: loadTokenizer(dir) });
+    const tasks = Object.fromEntries(Object.entries(r.tasks).map(([n, t]) => [n, {
+      acc: t.acc, ...(t.acc_norm === null ? {} : { acc_norm: t.acc_norm }), stderr: t.stderr, n: t.n, chance: t.chance,
+    }]));
+    return { tasks, perf: r.perf!, lm: r.lm };
+  };
+  const teacher = loadModel(teacherDir(c), c.be).model, student = loadInt8Model(join(c.out, 'export'), c.be).model;
+  try {
+    const out: TasksFile = {
+      suite: { hash: suite.hash, source: suite.source, items: Object.fromEntries(suite.tasks.map((t) => [t.name, t.items.length])) },
+      teacher: run(teacher, teacherDir(c), 'teacher'), student: run(student, join(c.out, 'export'), 'student export'),
+    };
+    writeStageFile(c, 'tasks', 'tasks.json', out);
     return out;
   } finally { teacher.dispose(); student.dispose(); }
 }

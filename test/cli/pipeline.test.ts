@@ -22,6 +22,7 @@ const tiny = (bench = 8) => [
   'train: { model: { preset: anchor-student, dim: 32, nLayer: 2, nHead: 2, nKVHead: 1, ffnDim: 64 }, steps: 12, batch: 4, context: 32, warmup: 2, evalEvery: 0, evalContext: 64, checkpointEvery: 5 }',
   'distill: { steps: 12, batch: 4, context: 32, warmup: 2, evalEvery: 0, evalWindows: 2, evalContext: 64, checkpointEvery: 5 }',
   'eval: { context: 64, windows: 3 }',
+  'tasks: { names: [cloze, next-sentence, word-order, lm], limit: 8 }',
   'report: { windows: 2 }',
   `bench: { prompt: 4, newTokens: ${bench}, warmup: 0, rounds: 1 }`,
 ].join('\n') + '\n';
@@ -39,8 +40,24 @@ test('pipeline: every stage runs, writes its folder, and the summary compares te
   const r = pipeline(first);
   assert.equal(r.status, 0, r.stderr);
   for (const f of ['pipeline.json', 'tokenizer/tokenizer.json', 'teacher/model/model.safetensors', 'student/model/model.safetensors',
-    'export/model.safetensors', 'eval/eval.json', 'bench/bench.json', 'report/report.json', 'report/report.html']) assert.ok(existsSync(join(first, f)), f);
-  assert.equal(ranStages(r.stdout), 'tokenizer, teacher, cache, student, export, eval, bench, report');
+    'export/model.safetensors', 'eval/eval.json', 'tasks/tasks.json', 'bench/bench.json', 'report/report.json', 'report/report.html']) {
+    assert.ok(existsSync(join(first, f)), f);
+  }
+  assert.equal(ranStages(r.stdout), 'tokenizer, teacher, cache, student, export, eval, tasks, bench, report');
+  // the language tasks: the configured ones, 8 items each, Perf = the mean accuracy of the multiple-choice ones
+  const tasks = JSON.parse(readFileSync(join(first, 'tasks', 'tasks.json'), 'utf8'));
+  assert.deepEqual(tasks.suite.items, { 'cloze': 8, 'next-sentence': 8, 'word-order': 8, 'lm': 8 });
+  for (const who of ['teacher', 'student']) {
+    const t = tasks[who];
+    assert.deepEqual(Object.keys(t.tasks).sort(), ['cloze', 'next-sentence', 'word-order']);
+    for (const x of Object.values(t.tasks) as { acc: number; n: number }[]) assert.ok(x.n === 8 && x.acc >= 0 && x.acc <= 1 && Number.isInteger(x.acc * 8));
+    assert.ok(Math.abs(t.perf - (t.tasks['next-sentence'].acc + t.tasks['word-order'].acc) / 2) < 1e-12, `${who} perf ${t.perf}`);
+    assert.ok(t.lm.bits_per_byte > 0 && t.lm.n === 8, `${who} lm`);
+  }
+  const report = JSON.parse(readFileSync(join(first, 'report', 'report.json'), 'utf8'));
+  const claim = report.claims.find((c: { id: string }) => c.id === 'tasks-few-points');
+  assert.match(claim.detail, /word-order: [\d.]+% vs [\d.]+%/);
+  assert.match(r.stdout, new RegExp(`language tasks Perf \\(mean acc\\)\\s+${tasks.teacher.perf.toFixed(4)}\\s+${tasks.student.perf.toFixed(4)}`));
   assert.match(r.stdout, /report: .*report\.html/);
   const ev = JSON.parse(readFileSync(join(first, 'eval', 'eval.json'), 'utf8'));
   assert.equal(ev.teacher.valid.tokens, 3 * 63);
@@ -67,13 +84,14 @@ test('pipeline: a second run skips every stage; a changed bench setting reruns o
 test('pipeline: killed in the student stage, it resumes there; the student is bit-identical to an uninterrupted run', () => {
   const teacher = join(first, 'teacher', 'model');
   const whole = join(tmp, 'whole'), killed = join(tmp, 'killed');
-  let r = pipeline(whole, ['--teacher', teacher]);
+  let r = pipeline(whole, ['--teacher', teacher, '--tasks', 'none']);
   assert.equal(r.status, 0, r.stderr);
-  r = pipeline(killed, ['--teacher', teacher], { QKD_TEST_SIGNAL_AT_STEP: '7:SIGKILL' });
+  assert.equal(ranStages(r.stdout), 'teacher, cache, student, export, eval, bench, report');
+  r = pipeline(killed, ['--teacher', teacher, '--tasks', 'none'], { QKD_TEST_SIGNAL_AT_STEP: '7:SIGKILL' });
   assert.equal(r.signal, 'SIGKILL', `killed at student step 7 (status ${r.status}): ${r.stderr.slice(-400)}`);
   assert.ok(existsSync(join(killed, 'student', 'checkpoint', 'state.json')), 'a checkpoint existed before the kill');
   assert.ok(!existsSync(join(killed, 'export')), 'nothing after the student stage ran');
-  r = pipeline(killed, ['--teacher', teacher]);
+  r = pipeline(killed, ['--teacher', teacher, '--tasks', 'none']);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /stage \d\/\d student: resuming/);
   assert.match(r.stderr, /resumed at step 5 of 12/);

@@ -14,6 +14,8 @@ import { hashOf, taskRng } from './util.js';
 export interface SuiteSource {
   /** The user's held-out text files or directories; default: the Brown test split. */
   text?: readonly string[];
+  /** Called for a task that finds no item (it is left out); without it such a task is an error. */
+  onEmpty?: (why: string) => void;
 }
 
 const DESCRIPTIONS: Record<TaskName, string> = {
@@ -53,17 +55,20 @@ function buildTask(name: TaskName, held: HeldOut, n: number, seed: number): Task
   }
 }
 
-/** Builds the selected tasks; throws E_INPUT when a task finds no item in the text. */
+/** Builds the selected tasks; a task that finds no item in the text throws E_INPUT, or, with
+ *  `source.onEmpty`, is left out and reported (E_INPUT still when none is left). */
 export function buildSuite(config: Partial<SuiteConfig> | SuiteConfig = {}, source: SuiteSource = {}): TaskSuite {
   const cfg = parseSuiteConfig(config);
   const held = source.text && source.text.length > 0 ? textHeldOut(source.text, brownLexicon) : brownHeldOut();
-  const tasks = cfg.tasks.map((name) => {
+  const tasks = cfg.tasks.flatMap((name) => {
     const n = Math.min(cfg.sizes[name], cfg.limit ?? Infinity);
     const t = buildTask(name, held, n, cfg.seed);
-    if (t.items.length === 0) {
-      throw new QkdError('E_INPUT', `${held.source}: task ${name} found no items in the held-out text (too little text?)`);
-    }
-    return t;
+    if (t.items.length > 0) return [t];
+    const why = `${held.source}: task ${name} found no items in the held-out text (too little text?)`;
+    if (!source.onEmpty) throw new QkdError('E_INPUT', why);
+    source.onEmpty(why);
+    return [];
   });
+  if (tasks.length === 0) throw new QkdError('E_INPUT', `${held.source}: none of the tasks ${cfg.tasks.join(', ')} found items in the held-out text`);
   return { source: held.source, tasks, hash: hashOf(tasks.map((t) => [t.name, t.hash])), config: cfg };
 }
