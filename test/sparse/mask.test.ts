@@ -124,19 +124,12 @@ test('configuration errors', () => {
   assert.throws(() => unstructuredMask(new Float32Array(5), w, 3, 4, 0.5), code('E_SHAPE'));
 });
 
-test('speed: masks of 1M weights', () => {
+test('masks of 1M weights: exact kept counts for every granularity (timing is a benchmark matter, not a test)', () => {
   const rows = 1024, cols = 1024, w = randoms(rows * cols, 5), m = new Float32Array(rows * cols);
-  // best of 3 after a warm-up: the machine is shared, the minimum is the least disturbed run
-  const time = (f: () => void) => {
-    f();
-    let best = Infinity;
-    for (let r = 0; r < 3; r++) { const t = performance.now(); f(); best = Math.min(best, performance.now() - t); }
-    return best;
-  };
-  const tu = time(() => unstructuredMask(m, w, rows, cols, 0.9));
+  unstructuredMask(m, w, rows, cols, 0.9);
   assert.equal(countOnes(m), keepCount(rows * cols, 0.9));
-  const tb = time(() => blockMask(m, w, rows, cols, 4, 0.9));
-  const tn = time(() => nmMask(m, w, rows, cols, 2, 4));
-  console.log(`1M weights: unstructured ${tu.toFixed(2)} ms, 1x4 block ${tb.toFixed(2)} ms, 2:4 ${tn.toFixed(2)} ms`);
-  assert.ok(tu < 100 && tb < 100 && tn < 100);
+  blockMask(m, w, rows, cols, 4, 0.9);
+  assert.equal(countOnes(m), 4 * keepCount((rows * cols) / 4, 0.9));
+  nmMask(m, w, rows, cols, 2, 4);
+  assert.equal(countOnes(m), (rows * cols) / 2);
 });
