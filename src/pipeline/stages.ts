@@ -111,11 +111,18 @@ export function evalStage(c: StageContext): EvalFile {
     c.info(`evaluating the ${who} on ${t.name} (${n} tokens)`);
     return [t.name, evaluate(m, ids.subarray(0, n), { context })];
   }));
-  const teacher = loadModel(teacherDir(c), c.be).model, student = loadInt8Model(join(c.out, 'export'), c.be).model;
+  const out: EvalFile = { context, ...teacherAndStudent(c, run) };
+  writeStageFile(c, 'eval', 'eval.json', out);
+  return out;
+}
+
+/** `run` on the teacher (float) and on the student export (int8 runtime), each with its model folder;
+ *  both models are loaded once and disposed after. */
+function teacherAndStudent<T>(c: StageContext, run: (m: CausalLM, dir: string, who: string) => T): { teacher: T; student: T } {
+  const tDir = teacherDir(c), sDir = join(c.out, 'export');
+  const teacher = loadModel(tDir, c.be).model, student = loadInt8Model(sDir, c.be).model;
   try {
-    const out: EvalFile = { context, teacher: run(teacher, teacherDir(c), 'teacher'), student: run(student, join(c.out, 'export'), 'student export') };
-    writeStageFile(c, 'eval', 'eval.json', out);
-    return out;
+    return { teacher: run(teacher, tDir, 'teacher'), student: run(student, sDir, 'student export') };
   } finally { teacher.dispose(); student.dispose(); }
 }
 
@@ -145,15 +152,12 @@ export function tasksStage(c: StageContext): TasksFile {
     }]));
     return { tasks, perf: r.perf!, lm: r.lm };
   };
-  const teacher = loadModel(teacherDir(c), c.be).model, student = loadInt8Model(join(c.out, 'export'), c.be).model;
-  try {
-    const out: TasksFile = {
-      suite: { hash: suite.hash, source: suite.source, items: Object.fromEntries(suite.tasks.map((t) => [t.name, t.items.length])) },
-      teacher: run(teacher, teacherDir(c), 'teacher'), student: run(student, join(c.out, 'export'), 'student export'),
-    };
-    writeStageFile(c, 'tasks', 'tasks.json', out);
-    return out;
-  } finally { teacher.dispose(); student.dispose(); }
+  const out: TasksFile = {
+    suite: { hash: suite.hash, source: suite.source, items: Object.fromEntries(suite.tasks.map((t) => [t.name, t.items.length])) },
+    ...teacherAndStudent(c, run),
+  };
+  writeStageFile(c, 'tasks', 'tasks.json', out);
+  return out;
 }
 
 export interface BenchFile { threads: number; prompt: number; newTokens: number; teacher: DecodeSpeed; student: DecodeSpeed }
