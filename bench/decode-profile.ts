@@ -7,7 +7,8 @@
  *   fused     the one-call step of the kernels' decoder (kernels/wasm/int8-decode.ts), and each of its
  *             ops replayed alone, back to back, at the mid position of the generation (µs per token:
  *             an op's time times its count per step). The replay mirrors decodeStepI8's choices (flat
- *             1x16 block lists, the tiled dense head, transposed keys); each call includes ~20-50 ns of
+ *             1x16 block lists, 1x4 blocks in sorted row groups, the tiled dense head, transposed keys); each
+ *             call includes ~20-50 ns of
  *             JS-to-wasm call that the fused step does not pay.
  *
  *   npm run build && node dist/bench/decode-profile.js [--dir runs/export-int8a8-block16] [--prompt 16]
@@ -18,6 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Int8Matrix } from '../src/kernels/int8.js';
 import { createWasmBackend, type WasmBackend } from '../src/kernels/wasm/backend.js';
+import { canGroupBlocks4, groupBlocks4 } from '../src/kernels/wasm/group-blocks.js';
 import { freeKVCache } from '../src/nn/kv-cache.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';
 import type { Int8Transformer } from '../src/runtime/int8-model.js';
@@ -106,6 +108,12 @@ function fusedProfile(m: Int8Transformer, be: WasmBackend, P: number): [string, 
         : () => x.gemmCsrW8A32(0, 0, 1, yb, xb, rp, W.col.byteOffset, v, s, 0, 1, O, I);
     }
     if (!q8) return () => x.gemmBlockW8A32(0, 0, 1, yb, xb, rp, W.blockCol.byteOffset, v, s, 0, 1, O, I, W.k);
+    if (canGroupBlocks4(W)) {
+      const G = groupBlocks4(W, null), gv = e.allocI8(Math.max(1, G.vals.length)), go = e.allocI8(Math.max(2, 2 * G.offs.length));
+      const gs = e.allocI32(G.steps.length), gp = e.allocI32(O), gw = e.allocF32(O);
+      gv.set(G.vals); go.set(new Int8Array(G.offs.buffer, G.offs.byteOffset, G.offs.byteLength)); gs.set(G.steps); gp.set(G.perm); gw.set(G.scale);
+      return () => x.groupGemv4(yb, x16.byteOffset, xs, gv.byteOffset, go.byteOffset, gs.byteOffset, gp.byteOffset, gw.byteOffset, 0, O);
+    }
     if (W.k !== 16) return () => x.gemmBlockI8(0, 0, 1, yb, xq.byteOffset, xs, rp, W.blockCol.byteOffset, v, s, 0, 1, O, I, W.k);
     const rows = e.allocI32(Math.max(1, nb));
     for (let r = 0; r < O; r++) rows.fill(r, W.rowPtr[r], W.rowPtr[r + 1]);

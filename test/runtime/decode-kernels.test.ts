@@ -1,12 +1,14 @@
 /**
  * The single-token int8 products of the fused decoder (assembly/int8-gemv.ts) against the plain-TS
  * reference kernels (kernels/ts/int8.ts): gemvTiledI8 (a dense weight tiled 4 x 16) is gemmI8 and
- * blockGemv16 (a flat list of 1 x 16 blocks) is gemmBlockI8, bit for bit, at N = 1, with and without
+ * blockGemv16 (a flat list of 1 x 16 blocks) and groupGemv4 (1 x 4 blocks in sorted row groups) are
+ * gemmBlockI8, bit for bit, at N = 1, with and without
  * bias, at the int32 extremes, on the FMA and mul+add builds.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { denseToBlock } from '../../src/sparse/storage.js';
+import { canGroupBlocks4, groupBlocks4 } from '../../src/kernels/wasm/group-blocks.js';
 import { TsInt8Kernels } from '../../src/kernels/ts/int8.js';
 import type { WasmBackend } from '../../src/kernels/wasm/backend.js';
 import { randoms } from '../helpers.js';
@@ -72,6 +74,37 @@ test('blockGemv16 (flat 1 x 16 block list) is gemmBlockI8 at N = 1, bit for bit'
         fns(be).blockGemv16(y.byteOffset, x16.byteOffset, xs.byteOffset, vals.byteOffset, cols.byteOffset, rows.byteOffset, nb,
           wsb.byteOffset, bb ? bb.byteOffset : 0, O, acc.byteOffset);
         sameBits(y, want, `${label} blockGemv16 ${O}x${I} (${nb} blocks)${b ? ' bias' : ''}`);
+      }
+    }
+  }
+});
+
+test('groupGemv4 (1 x 4 blocks in row groups sorted by block count) is gemmBlockI8 at N = 1, bit for bit', () => {
+  // empty rows, a full matrix, odd block counts (padding), O = 4, rows of very different lengths
+  for (const [O, I, empty] of [[128, 128, 0.9], [8, 64, 0.5], [4, 16, 0], [132, 384, 0.8], [688, 256, 0.9], [256, 688, 0.9]]) {
+    const Wd = blockSparse(O, I, 4, empty, O + I), ws = scales(O, 3), bias = randoms(O, 4);
+    Wd.fill(-128, 0, 4);
+    Wd.fill(0, 5 * I, 6 * I); // one row with no block at all
+    const B = denseToBlock(Wd, ws, O, I, 4);
+    assert.ok(canGroupBlocks4(B));
+    const xq = int8s(I, 5 * O);
+    xq[0] = -128;
+    for (const b of [null, bias]) {
+      const G = groupBlocks4(B, b);
+      assert.deepEqual([...G.perm].sort((p, q) => p - q), [...Array(O).keys()], 'perm is a permutation');
+      for (let g = 1; g < O / 4; g++) assert.ok(G.steps[g] <= G.steps[g - 1], 'groups sorted by steps');
+      for (const [label, be] of backends) {
+        const { x16, xs } = activations(be, xq);
+        const vals = i8In(be, G.vals.length ? G.vals : new Int8Array(1)), offs = be.engine.allocI8(Math.max(2, 2 * G.offs.length));
+        offs.set(new Int8Array(G.offs.buffer, G.offs.byteOffset, G.offs.byteLength));
+        const steps = be.engine.allocI32(G.steps.length), perm = be.engine.allocI32(O);
+        steps.set(G.steps); perm.set(G.perm);
+        const want = new Float32Array(O), y = be.alloc(O), wsb = f32In(be, G.scale), bb = G.bias ? f32In(be, G.bias) : null;
+        y.fill(NaN);
+        ts.gemmBlockI8(want, xq, xs, B, 1, b);
+        fns(be).groupGemv4(y.byteOffset, x16.byteOffset, xs.byteOffset, vals.byteOffset, offs.byteOffset, steps.byteOffset,
+          perm.byteOffset, wsb.byteOffset, bb ? bb.byteOffset : 0, O);
+        sameBits(y, want, `${label} groupGemv4 ${O}x${I} (${B.rowPtr[O]} blocks)${b ? ' bias' : ''}`);
       }
     }
   }

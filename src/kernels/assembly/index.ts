@@ -15,7 +15,7 @@ export { gemmBlockI8, gemmCsrI8 } from './int8sparse';
 export { gemmBlockW8A32, gemmCsrW8A32 } from './int8sparse-f32';
 export { decodeStepI8, decodeLayout } from './int8-decode';
 export { attendDecode, syncKeys } from './int8-attend';
-export { widenI16, tileRows4x16, gemvTiledI8, blockGemv16 } from './int8-gemv';
+export { widenI16, tileRows4x16, gemvTiledI8, blockGemv16, groupGemv4 } from './int8-gemv';
 
 /** First byte JS may use (static data of this module lies below). */
 export function heapBase(): usize { return __heap_base; }

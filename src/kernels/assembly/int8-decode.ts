@@ -14,12 +14,14 @@ import { embedI8, gemmI8, gemmW8A32, quantizeRowsI8 } from './int8';
 import { gemmBlockI8, gemmCsrI8 } from './int8sparse';
 import { gemmBlockW8A32, gemmCsrW8A32 } from './int8sparse-f32';
 import { attendDecode, syncKeys } from './int8-attend';
-import { blockGemv16, gemvTiledI8, widenI16 } from './int8-gemv';
+import { blockGemv16, gemvTiledI8, groupGemv4, widenI16 } from './int8-gemv';
 
 // ---- table layout (words); keep in sync with wasm/int8-decode.ts
 // matrix: format, O, I, k, values, scale, rowPtr, idx, bias, aux. Formats: 0 dense (aux: a copy tiled by
 // tileRows4x16, or 0), 1 block, 2 csr, 3 1 x 16 blocks as a flat list (k: the block count, idx: their
-// columns, aux: their rows; rowPtr unused), -1 absent. Formats 3 and tiled dense need int8 activations.
+// columns, aux: their rows; rowPtr unused), 4 1 x 4 blocks in groups of 4 rows (groupGemv4: values and idx
+// the grouped blocks, rowPtr the steps per group, aux the output row of each grouped row, scale and bias
+// in group order), -1 absent. Formats 3, 4 and tiled dense need int8 activations.
 const MF: i32 = 0, MO: i32 = 1, MI: i32 = 2, MK: i32 = 3, MV: i32 = 4, MS: i32 = 5, MR: i32 = 6, MX: i32 = 7, MB: i32 = 8,
   MA: i32 = 9;
 export const MAT_WORDS: i32 = 10;
@@ -57,6 +59,7 @@ function linear(t: usize, m: usize, y: usize, x: usize, quant: bool): void {
   const rp = pt(m, MR), ix = pt(m, MX), aux = pt(m, MA), xq = pt(t, H_XQ), xs = pt(t, H_XS);
   if (quant) {
     if (f == 3) blockGemv16(y, pt(t, H_X16), xs, v, ix, aux, k, s, b, O, pt(t, H_ACC));
+    else if (f == 4) groupGemv4(y, pt(t, H_X16), xs, v, ix, rp, aux, s, b, O);
     else if (f == 0 && aux) gemvTiledI8(y, pt(t, H_X16), xs, aux, s, b, O, I);
     else if (f == 0) gemmI8(0, 0, 1, y, xq, xs, v, s, b, 1, O, I);
     else if (f == 1) gemmBlockI8(0, 0, 1, y, xq, xs, rp, ix, v, s, b, 1, O, I, k);

@@ -82,3 +82,43 @@ export function blockGemv16(y: usize, x16: usize, xs: usize, vals: usize, cols: 
   for (o = 0; o + 4 <= O; o += 4) putRows4(y, O, 0, o, v128.load(acc + (<usize>o << 2)), xsn, ws, bias);
   for (; o < O; o++) putI(y, O, 0, o, load<i32>(acc + (<usize>o << 2)), xs, ws, bias);
 }
+
+/** Activations of two 1 x 4 blocks: the int16 quads at x16 + the two byte offsets stored at c (u16). */
+// @ts-ignore: decorator
+@inline function pairAt(x16: usize, c: usize): v128 {
+  return v128.load64_lane(x16 + <usize>load<u16>(c, 2), v128.load64_zero(x16 + <usize>load<u16>(c)), 1);
+}
+
+/**
+ * y (O) = gemmBlockI8 of one token over a 1 x 4 block-sparse weight re-laid in groups of 4 rows
+ * (wasm/int8-decode.ts groupBlocks4): the rows sorted by block count, so the 4 rows of a group hold
+ * nearly as many blocks and consecutive groups run loops of the same length (the per-row loop of
+ * gemmBlockI8 ends at an unpredictable count: one branch miss per row). Group g runs steps[g] steps;
+ * a step is 2 blocks of each of its 4 rows: 32 weights at vals, 8 u16 byte offsets into x16 at offs
+ * (padding: zero weights at offset 0). wsP / biasP: the rows' scales and bias in group order; perm:
+ * the output row of each grouped row. O % 4 == 0.
+ */
+export function groupGemv4(y: usize, x16: usize, xs: usize, vals: usize, offs: usize, steps: usize, perm: usize,
+  wsP: usize, biasP: usize, O: i32): void {
+  const xsn = f32x4.splat(load<f32>(xs));
+  let v = vals, c = offs;
+  for (let g = 0; g < O; g += 4) {
+    const m = load<i32>(steps + <usize>g);
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0), a3 = i32x4.splat(0);
+    for (let j = 0; j < m; j++) {
+      a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.load8x8_s(v), pairAt(x16, c)));
+      a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.load8x8_s(v, 8), pairAt(x16, c + 4)));
+      a2 = i32x4.add(a2, i32x4.dot_i16x8_s(v128.load8x8_s(v, 16), pairAt(x16, c + 8)));
+      a3 = i32x4.add(a3, i32x4.dot_i16x8_s(v128.load8x8_s(v, 24), pairAt(x16, c + 12)));
+      v += 32; c += 16;
+    }
+    let f = f32x4.mul(f32x4.convert_i32x4_s(hsum4(a0, a1, a2, a3)), xsn);
+    f = f32x4.mul(f, v128.load(wsP + (<usize>g << 2)));
+    if (biasP) f = f32x4.add(f, v128.load(biasP + (<usize>g << 2)));
+    const p = perm + (<usize>g << 2);
+    v128.store32_lane(y + (<usize>load<i32>(p) << 2), f, 0);
+    v128.store32_lane(y + (<usize>load<i32>(p, 4) << 2), f, 1);
+    v128.store32_lane(y + (<usize>load<i32>(p, 8) << 2), f, 2);
+    v128.store32_lane(y + (<usize>load<i32>(p, 12) << 2), f, 3);
+  }
+}

@@ -15,6 +15,7 @@ import type {
 } from '../int8.js';
 import { QkdError } from '../../tensor/errors.js';
 import type { WasmEngine } from './engine.js';
+import { canGroupBlocks4, groupBlocks4 } from './group-blocks.js';
 
 // Table layout (words); assembly/int8-decode.ts is the reference and reports its sizes (decodeLayout).
 const MAT = 10, HEADER = 54, LAYER = 7 + 7 * MAT;
@@ -27,7 +28,7 @@ const H = {
 const L = { anw: 0, anb: 1, mnw: 2, mnb: 3, ck: 4, cv: 5, kT: 6, q: 7, k: 7 + MAT, v: 7 + 2 * MAT, o: 7 + 3 * MAT,
   up: 7 + 4 * MAT, gate: 7 + 5 * MAT, down: 7 + 6 * MAT } as const;
 const ACT = { relu: 0, gelu: 1, gelu_tanh: 2, silu: 3 } as const;
-const FORMAT = { dense: 0, block: 1, csr: 2 } as const, FLAT16 = 3;
+const FORMAT = { dense: 0, block: 1, csr: 2 } as const, FLAT16 = 3, GROUP4 = 4;
 
 type Step = (table: number, id: number, P: number, synced: number) => void;
 type View = Float32Array | Int32Array | Int8Array;
@@ -214,7 +215,8 @@ class WasmDecoder implements Int8Decoder {
 
   /**
    * Matrix words at `o`: format, O, I, k, values, scale, rowPtr, indices, bias, aux. With int8
-   * activations, 1 x 16 block matrices become flat block lists (their rows listed once here) and the
+   * activations, 1 x 16 block matrices become flat block lists (their rows listed once here), 1 x 4
+   * block matrices groups of 4 rows sorted by block count (group-blocks.ts), and the
    * dense head (`tile`) gets a copy tiled 4 x 16 (O·I bytes more, for a ~1.3x faster head: int8-gemv.ts).
    */
   private mat(o: number, { W, bias }: Int8DecodeLinear, O: number, I: number, what: string, tile = false): void {
@@ -232,6 +234,14 @@ class WasmDecoder implements Int8Decoder {
       const nb = W.rowPtr[O], rows = this.keep(e.allocI32(Math.max(1, nb)));
       for (let r = 0; r < O; r++) rows.fill(r, W.rowPtr[r], W.rowPtr[r + 1]);
       w[o] = FLAT16; w[o + 3] = nb; w[o + 9] = rows.byteOffset;
+    } else if (q && W.format === 'block' && canGroupBlocks4(W)) {
+      const G = groupBlocks4(W, bias), bytes = (a: Int8Array | Uint16Array) => new Int8Array(a.buffer, a.byteOffset, a.byteLength);
+      const vals = this.keep(e.allocI8(Math.max(1, G.vals.length))), offs = this.keep(e.allocI8(Math.max(2, 2 * G.offs.length)));
+      const steps = this.keep(e.allocI32(G.steps.length)), perm = this.keep(e.allocI32(O)), scale = this.keep(e.allocF32(O));
+      vals.set(G.vals); offs.set(bytes(G.offs)); steps.set(G.steps); perm.set(G.perm); scale.set(G.scale);
+      w[o] = GROUP4; w[o + 4] = vals.byteOffset; w[o + 5] = scale.byteOffset; w[o + 6] = steps.byteOffset;
+      w[o + 7] = offs.byteOffset; w[o + 9] = perm.byteOffset;
+      if (G.bias) { const b = this.keep(e.allocF32(O)); b.set(G.bias); w[o + 8] = b.byteOffset; }
     } else if (q && tile && W.format === 'dense' && O % 4 === 0 && I % 16 === 0) {
       const tiled = this.keep(e.allocI8(O * I));
       (e.exports.tileRows4x16 as (...a: number[]) => void)(W.values.byteOffset, tiled.byteOffset, O, I);
