@@ -33,6 +33,12 @@ export const SparsitySchema = z.object({
   n: z.number().int().positive().default(2),
   m: z.number().int().positive().default(4),
   scope: z.enum(['per-matrix', 'global']).default('per-matrix'),
+  /**
+   * What a weight (or block) is ranked by: `magnitude` |w|, or `activation` |w| times the RMS of its
+   * input column over the training batches since the last mask update (the Wanda score, Sun et al.
+   * 2023: an input feature that is large everywhere makes its small weights matter).
+   */
+  criterion: z.enum(['magnitude', 'activation']).default('magnitude'),
   /** Cubic schedule from start to end (fractions of training), masks refreshed every `every` steps. */
   start: z.number().min(0).max(1).default(0.1),
   end: z.number().min(0).max(1).default(0.7),

@@ -59,7 +59,7 @@ function makeStudent(cfg: DistillConfig, be: Backend, vocabSize: number): Studen
   const model = new Transformer(be, { ...mc, attnTopK: cfg.attnTopK });
   initParams(model.params, cfg.seed + 1);
   if (cfg.init.from === 'teacher') initFromTeacher(model, cfg);
-  return new StudentModel(model, { quant: cfg.quant, sparsity: cfg.sparsity });
+  return new StudentModel(model, { quant: cfg.quant, sparsity: cfg.sparsity }, cfg.sparsity?.criterion);
 }
 
 export async function distill(cfg: DistillConfig, be: Backend, out: string, resume: boolean, hooks: TrainHooks = {}): Promise<DistillSummary> {
@@ -93,6 +93,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const distillStep = (s: number) => {
     const lr = lrAt(s, { ...cfg, steps });
     if (prune && isMaskUpdateStep(s, prune)) student.updateMasks(sparsityAt(s, prune));
+    student.recording = prune !== null && s < prune.end; // input statistics for the next mask update
     student.refresh();
     model.params.zeroGrad();
     student.zeroScaleGrad();
@@ -107,6 +108,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
       g.backward(dLogits);
       m.loss += r.loss / nMicro; m.ce += r.ce / nMicro; m.kl += r.kl / nMicro; m.entropy += r.entropy / nMicro;
     }
+    student.recording = false;
     student.afterBackward();
     const { norm, scale } = clipFactor(be, scales ? [model.params.grad, scales.grad] : model.params.grad, cfg.clip);
     opt.update(lr, scale);

@@ -41,7 +41,12 @@ export interface LinearProducts {
 
 /** Float (or fake-quantized) weights from a WeightSource, activations fake-quantized at actBits (0 = off). */
 export class FloatProducts implements LinearProducts {
-  constructor(readonly backend: Backend, readonly weights: WeightSource, readonly actBits = 0) {
+  /**
+   * `observe` sees every product's input (as quantized) before the product: the student's
+   * activation statistics for pruning (model/student.ts).
+   */
+  constructor(readonly backend: Backend, readonly weights: WeightSource, readonly actBits = 0,
+    private readonly observe?: (name: string, x: Float32Array, N: number, I: number) => void) {
     if (actBits !== 0) qRange(actBits);
   }
 
@@ -52,6 +57,7 @@ export class FloatProducts implements LinearProducts {
   }
 
   linear(out: Float32Array, x: Float32Array, name: string, bias: Float32Array | null, N: number, I: number, O: number): void {
+    this.observe?.(name, x, N, I);
     linearForward(this.backend, out, x, this.weights.weight(name), bias, N, I, O);
   }
 

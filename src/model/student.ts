@@ -19,10 +19,18 @@ export class StudentModel implements WeightSource {
   readonly pruning: Pruner | null;
   /** Effective weights of the compressed tensors (backend memory). */
   private readonly eff = new Map<string, Float32Array>();
+  /**
+   * Pruning criterion `activation`: per pruned matrix, the sum over recorded tokens of each input
+   * column's square (float32; in checkpoints), and the token count (inputCount[0]).
+   */
+  private readonly inputSq = new Map<string, Float32Array>();
+  private readonly inputCount = new Float32Array(1);
+  /** Whether forward passes add to the input statistics (the training loop turns it on while pruning). */
+  recording = false;
 
   readonly spec: CompressionSpec;
 
-  constructor(readonly model: Transformer, compression: CompressionSpec) {
+  constructor(readonly model: Transformer, compression: CompressionSpec, criterion: 'magnitude' | 'activation' = 'magnitude') {
     const spec = this.spec = compressionSpec(compression.quant, compression.sparsity);
     const be = model.backend, P = model.params, compressed = P.entries.filter((e) => isPruned(spec, e.name) || weightBits(spec, e.name) > 0);
     const mat = (name: string) => { const [rows, cols] = P.entry(name).shape; return { name, rows, cols }; };
@@ -33,7 +41,28 @@ export class StudentModel implements WeightSource {
     this.quant = spec.quant && quantized.length
       ? new FakeQuantizer(quantized, spec.quant.scheme, (n) => be.alloc(n), (n) => P.get(n)) : null;
     for (const e of compressed) this.eff.set(e.name, be.alloc(e.size));
-    model.products = new FloatProducts(be, this, spec.quant?.actBits ?? 0);
+    if (this.pruning && criterion === 'activation') for (const m of pruned) this.inputSq.set(m.name, new Float32Array(m.cols));
+    model.products = new FloatProducts(be, this, spec.quant?.actBits ?? 0,
+      this.inputSq.size ? (name, x, N, I) => this.observe(name, x, N, I) : undefined);
+  }
+
+  private observe(name: string, x: Float32Array, N: number, I: number): void {
+    const sq = this.inputSq.get(name);
+    if (!this.recording || !sq) return;
+    for (let n = 0; n < N; n++) {
+      const row = n * I;
+      for (let j = 0; j < I; j++) sq[j] += x[row + j] * x[row + j];
+    }
+    // every pruned matrix of a forward sees the same tokens: count them once, at the first matrix
+    if (name === this.inputSq.keys().next().value) this.inputCount[0] += N;
+  }
+
+  /** |w_ij| · RMS of input column j since the last mask update (the activation criterion's score). */
+  private activationScore(name: string): Float32Array {
+    const w = this.model.params.get(name), sq = this.inputSq.get(name)!, I = sq.length, n = Math.max(1, this.inputCount[0]);
+    const rms = Float32Array.from(sq, (v) => Math.sqrt(v / n)), out = new Float32Array(w.length);
+    for (let i = 0; i < w.length; i++) out[i] = Math.abs(w[i]) * rms[i % I];
+    return out;
   }
 
   weight(name: string): Float32Array {
@@ -74,9 +103,15 @@ export class StudentModel implements WeightSource {
 
   zeroScaleGrad(): void { this.quant?.zeroGrad(); }
 
-  /** Magnitude masks at sparsity s, applied to the weights. */
+  /**
+   * Masks at sparsity s (by |w|, or by |w| times input RMS with the activation criterion once inputs
+   * were recorded), applied to the weights; the input statistics start over.
+   */
   updateMasks(s: number): void {
-    this.pruning?.update(s, (n) => this.model.params.get(n));
+    const score = this.inputSq.size && this.inputCount[0] > 0 ? (n: string) => this.activationScore(n) : undefined;
+    this.pruning?.update(s, (n) => this.model.params.get(n), score);
+    for (const sq of this.inputSq.values()) sq.fill(0);
+    this.inputCount[0] = 0;
   }
 
   sparsities(): Record<string, number> { return this.pruning?.sparsities() ?? {}; }
@@ -104,6 +139,8 @@ export class StudentModel implements WeightSource {
     const out: Record<string, Float32Array> = {};
     if (this.pruning) for (const [n, m] of this.pruning.masks) out[`mask:${n}`] = m;
     if (this.scaleStore) out['lsq:scales'] = this.scaleStore.data;
+    for (const [n, sq] of this.inputSq) out[`inputsq:${n}`] = sq;
+    if (this.inputSq.size) out['inputsq:count'] = this.inputCount;
     return out;
   }
 

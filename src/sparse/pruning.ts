@@ -1,6 +1,6 @@
 /**
  * Pruning state of a set of matrices (SparseMatrix(M, s) in training): one 0/1 mask per matrix,
- * magnitude masks recomputed at a sparsity the schedule gives (per matrix or one global threshold;
+ * masks recomputed from |w| (or a score such as |w| times input RMS) at a sparsity the schedule gives (per matrix or one global threshold;
  * unstructured, 1 x k blocks or N:M), applied to weights and to their gradients. Browser-safe.
  */
 import { applyMask, globalMagnitudeMasks, measuredSparsity, type Granularity } from './mask.js';
@@ -32,16 +32,19 @@ export class Pruner {
     if (m) applyMask(x, m);
   }
 
-  /** Magnitude masks at sparsity s from the current weights, which are then masked in place. */
-  update(s: number, weight: (name: string) => Float32Array): void {
+  /**
+   * Masks at sparsity s from the current weights, which are then masked in place. The masks rank
+   * |score(name)| (same shape as the weight) when `score` is given, else |w|.
+   */
+  update(s: number, weight: (name: string) => Float32Array, score?: (name: string) => Float32Array): void {
     const g = this.opts.granularity;
-    const targets = [...this.shapes.values()].map((m) => ({ ...m, mask: this.masks.get(m.name)!, w: weight(m.name) }));
+    const targets = [...this.shapes.values()].map((m) => ({ ...m, mask: this.masks.get(m.name)!, w: score ? score(m.name) : weight(m.name) }));
     if (g.kind === 'nm' && s < 1 - g.n / g.m - 1e-9) {
       // N:M has one sparsity; before the schedule reaches it, prune unstructured
       globalMagnitudeMasks(targets, s, { kind: 'unstructured' });
     } else if (this.opts.scope === 'global' && g.kind !== 'nm') globalMagnitudeMasks(targets, s, g);
     else for (const t of targets) globalMagnitudeMasks([t], s, g);
-    for (const t of targets) applyMask(t.w, t.mask);
+    for (const t of targets) applyMask(weight(t.name), t.mask);
   }
 
   /** Measured sparsity of each mask. */
