@@ -30,7 +30,8 @@ test('every recipe in recipes/ validates as a distillation recipe, and says what
     if (/-kd\.yaml$/.test(name)) assert.ok(c.alpha < 1, `${f}: distillation`);
   }
   const rec = makeDistillConfig(readConfigFile('recipes/recommended.yaml'), { teacher: fixture('brown-llama-teacher') }, 'recommended');
-  assert.deepEqual([rec.quant?.bits, rec.quant?.embedBits, rec.sparsity?.target, rec.init.from, rec.student.preset], [8, 8, 0.9, 'teacher', 'teacher']);
+  assert.deepEqual([rec.quant?.bits, rec.quant?.embedBits, rec.quant?.actBits, rec.sparsity?.target, rec.init.from, rec.student.preset],
+    [8, 8, 8, 0.9, 'teacher', 'teacher']);
 });
 
 test('the examples validate as training configs, and the default pipeline config is valid', () => {
