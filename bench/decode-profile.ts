@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Int8Matrix } from '../src/kernels/int8.js';
 import { createWasmBackend, type WasmBackend } from '../src/kernels/wasm/backend.js';
-import { canGroupBlocks4, groupBlocks4 } from '../src/kernels/wasm/group-blocks.js';
+import { canGroupBlocks4, groupBlocks4, placeGroupBlocks4 } from '../src/kernels/wasm/group-blocks.js';
 import { freeKVCache } from '../src/nn/kv-cache.js';
 import { loadInt8Model } from '../src/runtime/int8-node.js';
 import type { Int8Transformer } from '../src/runtime/int8-model.js';
@@ -109,10 +109,9 @@ function fusedProfile(m: Int8Transformer, be: WasmBackend, P: number): [string, 
     }
     if (!q8) return () => x.gemmBlockW8A32(0, 0, 1, yb, xb, rp, W.blockCol.byteOffset, v, s, 0, 1, O, I, W.k);
     if (canGroupBlocks4(W)) {
-      const G = groupBlocks4(W, null), gv = e.allocI8(Math.max(1, G.vals.length)), go = e.allocI8(Math.max(2, 2 * G.offs.length));
-      const gs = e.allocI32(G.steps.length), gp = e.allocI32(O), gw = e.allocF32(O);
-      gv.set(G.vals); go.set(new Int8Array(G.offs.buffer, G.offs.byteOffset, G.offs.byteLength)); gs.set(G.steps); gp.set(G.perm); gw.set(G.scale);
-      return () => x.groupGemv4(yb, x16.byteOffset, xs, gv.byteOffset, go.byteOffset, gs.byteOffset, gp.byteOffset, gw.byteOffset, 0, O);
+      const G = placeGroupBlocks4(e, groupBlocks4(W, null));
+      return () => x.groupGemv4(yb, x16.byteOffset, xs, G.vals.byteOffset, G.offs.byteOffset, G.steps.byteOffset, G.perm.byteOffset,
+        G.scale.byteOffset, 0, O);
     }
     if (W.k !== 16) return () => x.gemmBlockI8(0, 0, 1, yb, xq.byteOffset, xs, rp, W.blockCol.byteOffset, v, s, 0, 1, O, I, W.k);
     const rows = e.allocI32(Math.max(1, nb));

@@ -25,6 +25,8 @@ export class StudentModel implements WeightSource {
    */
   private readonly inputSq = new Map<string, Float32Array>();
   private readonly inputCount = new Float32Array(1);
+  /** The pruned matrix whose inputs count the tokens (every pruned matrix of a forward sees the same). */
+  private readonly countAt: string | undefined;
   /** Whether forward passes add to the input statistics (the training loop turns it on while pruning). */
   recording = false;
 
@@ -42,6 +44,7 @@ export class StudentModel implements WeightSource {
       ? new FakeQuantizer(quantized, spec.quant.scheme, (n) => be.alloc(n), (n) => P.get(n)) : null;
     for (const e of compressed) this.eff.set(e.name, be.alloc(e.size));
     if (this.pruning && criterion === 'activation') for (const m of pruned) this.inputSq.set(m.name, new Float32Array(m.cols));
+    this.countAt = this.inputSq.keys().next().value;
     model.products = new FloatProducts(be, this, spec.quant?.actBits ?? 0,
       this.inputSq.size ? (name, x, N, I) => this.observe(name, x, N, I) : undefined);
   }
@@ -53,8 +56,7 @@ export class StudentModel implements WeightSource {
       const row = n * I;
       for (let j = 0; j < I; j++) sq[j] += x[row + j] * x[row + j];
     }
-    // every pruned matrix of a forward sees the same tokens: count them once, at the first matrix
-    if (name === this.inputSq.keys().next().value) this.inputCount[0] += N;
+    if (name === this.countAt) this.inputCount[0] += N;
   }
 
   /** |w_ij| · RMS of input column j since the last mask update (the activation criterion's score). */

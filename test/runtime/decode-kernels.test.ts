@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { denseToBlock } from '../../src/sparse/storage.js';
-import { canGroupBlocks4, groupBlocks4 } from '../../src/kernels/wasm/group-blocks.js';
+import { canGroupBlocks4, groupBlocks4, placeGroupBlocks4 } from '../../src/kernels/wasm/group-blocks.js';
 import { TsInt8Kernels } from '../../src/kernels/ts/int8.js';
 import type { WasmBackend } from '../../src/kernels/wasm/backend.js';
 import { randoms } from '../helpers.js';
@@ -95,15 +95,11 @@ test('groupGemv4 (1 x 4 blocks in row groups sorted by block count) is gemmBlock
       for (let g = 1; g < O / 4; g++) assert.ok(G.steps[g] <= G.steps[g - 1], 'groups sorted by steps');
       for (const [label, be] of backends) {
         const { x16, xs } = activations(be, xq);
-        const vals = i8In(be, G.vals.length ? G.vals : new Int8Array(1)), offs = be.engine.allocI8(Math.max(2, 2 * G.offs.length));
-        offs.set(new Int8Array(G.offs.buffer, G.offs.byteOffset, G.offs.byteLength));
-        const steps = be.engine.allocI32(G.steps.length), perm = be.engine.allocI32(O);
-        steps.set(G.steps); perm.set(G.perm);
-        const want = new Float32Array(O), y = be.alloc(O), wsb = f32In(be, G.scale), bb = G.bias ? f32In(be, G.bias) : null;
+        const P = placeGroupBlocks4(be.engine, G), want = new Float32Array(O), y = be.alloc(O);
         y.fill(NaN);
         ts.gemmBlockI8(want, xq, xs, B, 1, b);
-        fns(be).groupGemv4(y.byteOffset, x16.byteOffset, xs.byteOffset, vals.byteOffset, offs.byteOffset, steps.byteOffset,
-          perm.byteOffset, wsb.byteOffset, bb ? bb.byteOffset : 0, O);
+        fns(be).groupGemv4(y.byteOffset, x16.byteOffset, xs.byteOffset, P.vals.byteOffset, P.offs.byteOffset, P.steps.byteOffset,
+          P.perm.byteOffset, P.scale.byteOffset, P.bias ? P.bias.byteOffset : 0, O);
         sameBits(y, want, `${label} groupGemv4 ${O}x${I} (${B.rowPtr[O]} blocks)${b ? ' bias' : ''}`);
       }
     }

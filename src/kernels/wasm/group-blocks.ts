@@ -52,3 +52,31 @@ export function groupBlocks4(W: BlockI8Matrix, bias: Float32Array | null): Group
   const scale = Float32Array.from(perm, (r) => W.scale[r]);
   return { vals, offs, steps, perm, scale, bias: bias ? Float32Array.from(perm, (r) => bias[r]) : null };
 }
+
+/** Where groupGemv4 reads a grouped matrix: its arrays in a wasm engine's memory (bias null: none). */
+export interface PlacedBlocks4 {
+  vals: Int8Array; offs: Int8Array; steps: Int32Array; perm: Int32Array; scale: Float32Array; bias: Float32Array | null;
+}
+
+interface EngineMemory {
+  allocI8(n: number): Int8Array;
+  allocI32(n: number): Int32Array;
+  allocF32(n: number): Float32Array;
+}
+
+/**
+ * G copied into the engine's memory; every buffer goes through `keep` (the caller's record of what it
+ * frees later). The offsets' u16 pairs travel as their bytes.
+ */
+export function placeGroupBlocks4(e: EngineMemory, G: GroupedBlocks4,
+  keep: <T extends Int8Array | Int32Array | Float32Array>(v: T) => T = (v) => v): PlacedBlocks4 {
+  const put = <T extends Int8Array | Int32Array | Float32Array>(v: T, src: ArrayLike<number>): T => { const k = keep(v); k.set(src); return k; };
+  return {
+    vals: put(e.allocI8(Math.max(1, G.vals.length)), G.vals),
+    offs: put(e.allocI8(Math.max(2, G.offs.byteLength)), new Int8Array(G.offs.buffer, G.offs.byteOffset, G.offs.byteLength)),
+    steps: put(e.allocI32(G.steps.length), G.steps),
+    perm: put(e.allocI32(G.perm.length), G.perm),
+    scale: put(e.allocF32(G.scale.length), G.scale),
+    bias: G.bias ? put(e.allocF32(G.bias.length), G.bias) : null,
+  };
+}

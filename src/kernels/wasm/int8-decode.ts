@@ -15,7 +15,7 @@ import type {
 } from '../int8.js';
 import { QkdError } from '../../tensor/errors.js';
 import type { WasmEngine } from './engine.js';
-import { canGroupBlocks4, groupBlocks4 } from './group-blocks.js';
+import { canGroupBlocks4, groupBlocks4, placeGroupBlocks4 } from './group-blocks.js';
 
 // Table layout (words); assembly/int8-decode.ts is the reference and reports its sizes (decodeLayout).
 const MAT = 10, HEADER = 54, LAYER = 7 + 7 * MAT;
@@ -235,13 +235,9 @@ class WasmDecoder implements Int8Decoder {
       for (let r = 0; r < O; r++) rows.fill(r, W.rowPtr[r], W.rowPtr[r + 1]);
       w[o] = FLAT16; w[o + 3] = nb; w[o + 9] = rows.byteOffset;
     } else if (q && W.format === 'block' && canGroupBlocks4(W)) {
-      const G = groupBlocks4(W, bias), bytes = (a: Int8Array | Uint16Array) => new Int8Array(a.buffer, a.byteOffset, a.byteLength);
-      const vals = this.keep(e.allocI8(Math.max(1, G.vals.length))), offs = this.keep(e.allocI8(Math.max(2, 2 * G.offs.length)));
-      const steps = this.keep(e.allocI32(G.steps.length)), perm = this.keep(e.allocI32(O)), scale = this.keep(e.allocF32(O));
-      vals.set(G.vals); offs.set(bytes(G.offs)); steps.set(G.steps); perm.set(G.perm); scale.set(G.scale);
-      w[o] = GROUP4; w[o + 4] = vals.byteOffset; w[o + 5] = scale.byteOffset; w[o + 6] = steps.byteOffset;
-      w[o + 7] = offs.byteOffset; w[o + 9] = perm.byteOffset;
-      if (G.bias) { const b = this.keep(e.allocF32(O)); b.set(G.bias); w[o + 8] = b.byteOffset; }
+      const G = placeGroupBlocks4(e, groupBlocks4(W, bias), (v) => this.keep(v));
+      w[o] = GROUP4; w[o + 4] = G.vals.byteOffset; w[o + 5] = G.scale.byteOffset; w[o + 6] = G.steps.byteOffset;
+      w[o + 7] = G.offs.byteOffset; w[o + 8] = G.bias ? G.bias.byteOffset : 0; w[o + 9] = G.perm.byteOffset;
     } else if (q && tile && W.format === 'dense' && O % 4 === 0 && I % 16 === 0) {
       const tiled = this.keep(e.allocI8(O * I));
       (e.exports.tileRows4x16 as (...a: number[]) => void)(W.values.byteOffset, tiled.byteOffset, O, I);
