@@ -7,6 +7,7 @@ import { checkTokenizerFits, type QkdTokenizer } from '../data/tokenizer.js';
 import { loadTokenizer, resolveTokenizerPath } from '../data/tokenizer-node.js';
 import { checkOutFile } from '../io/outdir.js';
 import { evaluate } from '../eval/perplexity.js';
+import { QkdError } from '../tensor/errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../io/load-model.js';
 import type { Transformer } from '../model/transformer.js';
@@ -62,7 +63,9 @@ export function registerInfer(program: Command): void {
     .option('--tokenizer <path>', 'tokenizer.json (file or directory); default: the model directory')
     .option('--context <n>', 'window length in tokens', intFlag('--context', 2), 256)
     .option('--batch <n>', 'windows per forward pass', intFlag('--batch', 1), 8)
-    .option('--json', 'print one JSON object {ppl, nll, top1, tokens} on stdout'))
+    .option('--by-position <n>', 'also report each of n equal ranges of window positions (does quality hold deep into the window?)',
+      intFlag('--by-position', 1))
+    .option('--json', 'print one JSON object {ppl, nll, top1, tokens[, byPosition]} on stdout'))
     .action(async (o) => {
       const { tok, path } = commandTokenizer(o);
       await withModel(o.model, o, ({ model, fits }) => {
@@ -72,12 +75,18 @@ export function registerInfer(program: Command): void {
         const bar = progress('eval', ' windows');
         const t0 = performance.now();
         // evaluate only uses the CausalLM members (config, backend, forward)
-        const r = evaluate(model, ids, { context: o.context, batch: o.batch, onProgress: (d, t) => bar.update(d, t) });
+        if (o.byPosition !== undefined && o.byPosition > o.context - 1) {
+          throw new QkdError('E_CONFIG', `--by-position: ${o.byPosition} ranges for ${o.context - 1} predicting positions (--context ${o.context}); use at most ${o.context - 1}`);
+        }
+        const r = evaluate(model, ids, { context: o.context, batch: o.batch, positionRanges: o.byPosition, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const secs = (performance.now() - t0) / 1000;
         if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
         else {
           process.stdout.write(`ppl ${r.ppl.toFixed(4)}  nll ${r.nll.toFixed(6)}  top1 ${r.top1.toFixed(4)}  tokens ${r.tokens}\n`);
+          for (const p of r.byPosition ?? []) {
+            process.stdout.write(`  positions ${p.from}..${p.to - 1}: ppl ${p.ppl.toFixed(4)}  top1 ${p.top1.toFixed(4)}  tokens ${p.tokens}\n`);
+          }
         }
         process.stderr.write(`eval: ${r.tokens} tokens in ${secs.toFixed(1)} s (${(r.tokens / secs).toFixed(0)} tokens/s)\n`);
       });

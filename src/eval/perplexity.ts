@@ -11,6 +11,18 @@ export interface EvalResult {
   nll: number;
   top1: number;
   tokens: number;
+  /** With `positionRanges`: the same measures for each range of predicting positions, in order. */
+  byPosition?: PositionRange[];
+}
+
+/** ppl / top-1 of the predictions made at window positions from..to-1 (position p predicts token p + 1). */
+export interface PositionRange {
+  from: number;
+  to: number;
+  ppl: number;
+  nll: number;
+  top1: number;
+  tokens: number;
 }
 
 export interface EvalOptions {
@@ -19,6 +31,20 @@ export interface EvalOptions {
   batch?: number;
   /** Called after each batch with (windows done, windows total). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Also report the window's predicting positions 0..context-2 cut into this many equal ranges: how
+   * quality holds up deep into the window (a student trained on shorter windows than it is evaluated
+   * on loses it past its training length: docs/distillation.md "Session 6").
+   */
+  positionRanges?: number;
+}
+
+/** Bounds of `n` equal ranges over the predicting positions 0..T-2 of a window of T tokens. */
+export function positionRangeBounds(T: number, n: number): number[] {
+  if (!Number.isInteger(n) || n < 1 || n > T - 1) {
+    throw new QkdError('E_CONFIG', `position ranges must be an integer from 1 to ${T - 1} (context - 1), got ${n}`);
+  }
+  return Array.from({ length: n + 1 }, (_, i) => Math.round((i * (T - 1)) / n));
 }
 
 export function evaluate(model: CausalLM, ids: ArrayLike<number>, opt: EvalOptions = {}): EvalResult {
@@ -31,6 +57,10 @@ export function evaluate(model: CausalLM, ids: ArrayLike<number>, opt: EvalOptio
   if (windows === 0) throw new QkdError('E_INPUT', `text has ${ids.length} tokens, fewer than one window of ${T}`);
   const B = Math.max(1, Math.min(opt.batch ?? 8, windows));
   let nllSum = 0, correct = 0, count = 0;
+  const bounds = opt.positionRanges !== undefined ? positionRangeBounds(T, opt.positionRanges) : null;
+  // range of each position, and per range: nll sum, correct, count
+  const rangeOf = new Int32Array(T), acc = bounds ? new Float64Array(3 * (bounds.length - 1)) : null;
+  if (bounds) for (let r = 0; r + 1 < bounds.length; r++) rangeOf.fill(r, bounds[r], bounds[r + 1]);
   const be = model.backend, losses = be.alloc(B * T), yBuf = be.allocI32(B * T);
   for (let w0 = 0; w0 < windows; w0 += B) {
     const b = Math.min(B, windows - w0), N = b * T;
@@ -43,16 +73,31 @@ export function evaluate(model: CausalLM, ids: ArrayLike<number>, opt: EvalOptio
     be.crossEntropy(losses, logits, y, N, V);
     for (let i = 0; i < N; i++) {
       if (y[i] < 0) continue;
+      const hit = argmax(logits, i * V, V) === y[i] ? 1 : 0;
       nllSum += losses[i];
       count++;
-      if (argmax(logits, i * V, V) === y[i]) correct++;
+      correct += hit;
+      if (acc) {
+        const r = 3 * rangeOf[i % T];
+        acc[r] += losses[i];
+        acc[r + 1] += hit;
+        acc[r + 2]++;
+      }
     }
     opt.onProgress?.(w0 + b, windows);
   }
   be.free(losses);
   be.free(yBuf);
   const nll = nllSum / count;
-  return { ppl: Math.exp(nll), nll, top1: correct / count, tokens: count };
+  const r: EvalResult = { ppl: Math.exp(nll), nll, top1: correct / count, tokens: count };
+  if (bounds && acc) {
+    r.byPosition = [];
+    for (let k = 0; k + 1 < bounds.length; k++) {
+      const n = acc[3 * k + 2], kn = acc[3 * k] / n;
+      r.byPosition.push({ from: bounds[k], to: bounds[k + 1], ppl: Math.exp(kn), nll: kn, top1: acc[3 * k + 1] / n, tokens: n });
+    }
+  }
+  return r;
 }
 
 export function argmax(a: Float32Array, off: number, n: number): number {
