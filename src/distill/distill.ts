@@ -49,6 +49,16 @@ function checkVocab(tok: QkdTokenizer, cfg: DistillConfig, teacherVocab: number)
   }
 }
 
+/**
+ * Training windows shorter than the evaluation's: positions context..evalContext-1 get no training
+ * signal, and a pruned student loses what it had there (measured: docs/distillation.md "Session 6").
+ */
+export function contextNote(context: number, evalContext: number): string {
+  return `note: windows of ${context} tokens train positions 0..${context - 1} only; the evaluation (evalContext ${evalContext}) ` +
+    `and longer generations also read positions ${context}..${evalContext - 1}, which a pruned student forgets unless trained there ` +
+    `(context: ${evalContext}, with the teacher cache built at that context)`;
+}
+
 /** The student: its architecture from the recipe, initialised at random or from the teacher, with the recipe's compression. */
 function makeStudent(cfg: DistillConfig, be: Backend, vocabSize: number): StudentModel {
   const mc = resolveModel(cfg.student, vocabSize, 'distill config: student', cfg.student.preset === TEACHER_PRESET ? teacherArch(cfg.teacher) : undefined);
@@ -75,6 +85,7 @@ export async function distill(cfg: DistillConfig, be: Backend, out: string, resu
   const steps = totalSteps(cfg, sampler.windows);
   info(`data: ${data.source}: ${data.train.length} training tokens (${sampler.windows} windows of ${cfg.context}), ` +
     `${steps} steps; teacher: ${teacher.describe}`);
+  if (cfg.context < cfg.evalContext) info(contextNote(cfg.context, cfg.evalContext));
   const student = makeStudent(cfg, be, teacher.vocabSize), model = student.model;
   checkRunPlan({ where: 'distill', dir: run.dir, steps, warmup: cfg.warmup, evalContext: cfg.evalContext, params: paramCount(model.config),
     validTokens: cfg.evalWindows > 0 ? Math.min(data.valid.length, cfg.evalWindows * cfg.evalContext) : data.valid.length });

@@ -97,6 +97,7 @@ for (const [label, want] of Object.entries(RECIPES)) {
   test(`${label}: pruned matrices at 0.900, quantized weights on their grid, ppl in its measured band`, (t) => {
     const r = qkd(['distill', '--config', cfg, '--out', ref]);
     assert.equal(r.status, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /note: windows of/, 'training and evaluation windows are the same length');
     const rep = inspect(join(ref, 'model'));
     // the bits: every linear layer at the recipe's bits, the tied embedding at 8
     assert.deepEqual(rep.quant, want.quant);
@@ -164,6 +165,13 @@ for (const [label, want] of Object.entries(RECIPES)) {
     assert.ok(file(out, 'checkpoint/state.safetensors').equals(file(ref, 'checkpoint/state.safetensors')), 'state differs');
   });
 }
+
+test('distill notes when its training windows are shorter than its evaluation windows', () => {
+  const cfg = recipe('short-windows', ['quant: { bits: 8 }']);
+  const r = qkd(['distill', '--config', cfg, '--steps', '2', '--warmup', '1', '--context', '16', '--eval-context', '48', '--out', join(tmp, 'short-windows')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /note: windows of 16 tokens train positions 0\.\.15 only; the evaluation \(evalContext 48\) and longer generations also read positions 16\.\.47/);
+});
 
 test('inspect reports a float model as unquantized (no bits, no grid)', () => {
   const rep = inspect(fixture('tiny-llama'));
