@@ -26,6 +26,9 @@ test('every recipe in recipes/ validates as a distillation recipe, and says what
     if (/a8/.test(name)) assert.equal(c.quant?.actBits, 8, `${f}: int8 activations`);
     if (/sparse90/.test(name)) assert.equal(c.sparsity?.target, 0.9, `${f}: 90% sparse`);
     if (/block(\d+)/.test(name)) assert.equal(c.sparsity?.block, Number(/block(\d+)/.exec(name)![1]), `${f}: block width`);
+    if (/-c(\d+)-/.test(name)) assert.equal(c.context, Number(/-c(\d+)-/.exec(name)![1]), `${f}: training context`);
+    if (/-(\d+)k\.yaml$/.test(name)) assert.equal(c.steps, 1000 * Number(/-(\d+)k\.yaml$/.exec(name)![1]), `${f}: steps`);
+    if (/-e4-/.test(name)) assert.equal(c.quant?.embedBits, 4, `${f}: int4 embedding`);
     if (/-ce\.yaml$/.test(name)) assert.equal(c.alpha, 1, `${f}: labels only`);
     if (/-kd\.yaml$/.test(name)) assert.ok(c.alpha < 1, `${f}: distillation`);
   }
