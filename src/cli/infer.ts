@@ -6,8 +6,7 @@ import { encodeTextFile } from '../data/text.js';
 import { checkTokenizerFits, type QkdTokenizer } from '../data/tokenizer.js';
 import { loadTokenizer, resolveTokenizerPath } from '../data/tokenizer-node.js';
 import { checkOutFile } from '../io/outdir.js';
-import { evaluate } from '../eval/perplexity.js';
-import { QkdError } from '../tensor/errors.js';
+import { evaluate, positionRangeBounds } from '../eval/perplexity.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../io/load-model.js';
 import type { Transformer } from '../model/transformer.js';
@@ -67,6 +66,7 @@ export function registerInfer(program: Command): void {
       intFlag('--by-position', 1))
     .option('--json', 'print one JSON object {ppl, nll, top1, tokens[, byPosition]} on stdout'))
     .action(async (o) => {
+      if (o.byPosition !== undefined) positionRangeBounds(o.context, o.byPosition, { ranges: '--by-position', context: '--context' });
       const { tok, path } = commandTokenizer(o);
       await withModel(o.model, o, ({ model, fits }) => {
         checkTokenizerFits(tok, model.config.vocabSize, path);
@@ -75,9 +75,6 @@ export function registerInfer(program: Command): void {
         const bar = progress('eval', ' windows');
         const t0 = performance.now();
         // evaluate only uses the CausalLM members (config, backend, forward)
-        if (o.byPosition !== undefined && o.byPosition > o.context - 1) {
-          throw new QkdError('E_CONFIG', `--by-position: ${o.byPosition} ranges for ${o.context - 1} predicting positions (--context ${o.context}); use at most ${o.context - 1}`);
-        }
         const r = evaluate(model, ids, { context: o.context, batch: o.batch, positionRanges: o.byPosition, onProgress: (d, t) => bar.update(d, t) });
         bar.stop();
         const secs = (performance.now() - t0) / 1000;

@@ -39,10 +39,14 @@ export interface EvalOptions {
   positionRanges?: number;
 }
 
-/** Bounds of `n` equal ranges over the predicting positions 0..T-2 of a window of T tokens. */
-export function positionRangeBounds(T: number, n: number): number[] {
+/**
+ * Bounds of `n` equal ranges over the predicting positions 0..T-2 of a window of T tokens; `names` are
+ * what the caller calls n and T in its messages (a command: its flags).
+ */
+export function positionRangeBounds(T: number, n: number, names = { ranges: 'position ranges', context: 'context' }): number[] {
   if (!Number.isInteger(n) || n < 1 || n > T - 1) {
-    throw new QkdError('E_CONFIG', `position ranges must be an integer from 1 to ${T - 1} (context - 1), got ${n}`);
+    throw new QkdError('E_CONFIG', `${names.ranges}: ${n} ranges for ${T - 1} predicting positions (${names.context} ${T}); ` +
+      `position ranges must be an integer from 1 to ${T - 1} (context - 1), got ${n}`);
   }
   return Array.from({ length: n + 1 }, (_, i) => Math.round((i * (T - 1)) / n));
 }
