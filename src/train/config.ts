@@ -20,13 +20,20 @@ export const ModelSpecSchema = ModelConfigSchema.omit({ vocabSize: true }).parti
 }).strict();
 export type ModelSpec = z.output<typeof ModelSpecSchema>;
 
+/** Paragraphs of the training text repeated right after themselves (data/repeat.ts); never the validation text. */
+export const RepeatSchema = z.object({
+  fraction: z.number().min(0).max(1),
+  seed: z.number().int().min(0).max(0xffffffff).default(1),
+}).strict();
+
 export const DataSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('brown') }).strict(),
+  z.object({ kind: z.literal('brown'), repeat: RepeatSchema.optional() }).strict(),
   z.object({
     kind: z.literal('text'),
     paths: z.array(z.string()).min(1),
     valid: z.array(z.string()).optional(),
     validFraction: z.number().gt(0).lt(1).default(0.05),
+    repeat: RepeatSchema.optional(),
   }).strict(),
 ]);
 

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { QkdError } from '../../tensor/errors.js';
+import { RepeatSchema } from '../../train/config.js';
 
 const Split = z.object({ ppl: z.number(), nll: z.number(), top1: z.number().min(0).max(1), tokens: z.number().int().nonnegative() });
 const ModelEval = z.object({ valid: Split.optional(), test: Split.optional() });
@@ -35,8 +36,9 @@ export const PipelineSchema = z.object({
 });
 
 const DataSpec = z.union([
-  z.object({ kind: z.literal('brown') }),
-  z.object({ kind: z.literal('text'), paths: z.array(z.string()).min(1), valid: z.array(z.string()).optional(), validFraction: z.number().optional() }),
+  z.object({ kind: z.literal('brown'), repeat: RepeatSchema.optional() }),
+  z.object({ kind: z.literal('text'), paths: z.array(z.string()).min(1), valid: z.array(z.string()).optional(), validFraction: z.number().optional(),
+    repeat: RepeatSchema.optional() }),
 ]);
 /** The part of a resolved DistillConfig the report reads (other keys pass through). */
 export const DistillRunSchema = z.object({
