@@ -11,7 +11,7 @@ import { QkdError } from '../tensor/errors.js';
 import { Rng } from '../tensor/random.js';
 import { brownSplitText } from './brown.js';
 import { encodeChunked } from './chunks.js';
-import { repeatParagraphs, type RepeatSpec } from './repeat.js';
+import { repeatParagraphs, vocabularyPieces, type RepeatSpec } from './repeat.js';
 import { encodeTextFile, hashTextFile, listTextFiles, readTextFile } from './text.js';
 import type { QkdTokenizer } from './tokenizer.js';
 
@@ -83,7 +83,8 @@ function joinDocs(tok: QkdTokenizer, parts: Int32Array[]): Int32Array {
 const encodeDocs = (tok: QkdTokenizer, files: string[]) => joinDocs(tok, files.map((f) => encodeFileCached(tok, f)));
 
 /** Training text with spec.repeat's paragraphs repeated (data/repeat.ts), tokenized. */
-const encodeRepeated = (tok: QkdTokenizer, text: string, r: RepeatSpec) => encodeCached(tok, repeatParagraphs(text, r).text);
+const encodeRepeated = (tok: QkdTokenizer, text: string, r: RepeatSpec) =>
+  encodeCached(tok, repeatParagraphs(text, r, r.random ? vocabularyPieces(tok) : []).text);
 
 /**
  * The training and validation token streams of `spec`. With `spec.repeat`, the training text (each
@@ -91,7 +92,8 @@ const encodeRepeated = (tok: QkdTokenizer, text: string, r: RepeatSpec) => encod
  * tokens, the split is made first and the training part, decoded back to text, is the one repeated.
  */
 export function loadTokenData(spec: DataSpec, tok: QkdTokenizer): TokenData {
-  const r = spec.repeat, tag = r ? `; ${(r.fraction * 100).toFixed(0)}% of training paragraphs repeated (seed ${r.seed})` : '';
+  const r = spec.repeat, tag = !r ? '' : `; ${(r.fraction * 100).toFixed(0)}% of training paragraphs repeated` +
+    `${r.random ? `, ${(r.random.fraction * 100).toFixed(0)}% followed by ${r.random.tokens} random tokens written twice` : ''} (seed ${r.seed})`;
   if (spec.kind === 'brown') {
     const train = brownSplitText('train');
     return { train: r ? encodeRepeated(tok, train, r) : encodeCached(tok, train), valid: encodeCached(tok, brownSplitText('valid')),

@@ -24,6 +24,8 @@ export type ModelSpec = z.output<typeof ModelSpecSchema>;
 export const RepeatSchema = z.object({
   fraction: z.number().min(0).max(1),
   seed: z.number().int().min(0).max(0xffffffff).default(1),
+  /** Synthetic paragraphs of `tokens` random vocabulary pieces, each written twice, after a paragraph with probability `fraction`. */
+  random: z.object({ fraction: z.number().gt(0).max(1), tokens: z.number().int().min(1).max(4096) }).strict().optional(),
 }).strict();
 
 export const DataSchema = z.discriminatedUnion('kind', [

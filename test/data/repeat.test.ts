@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { brownSplitText } from '../../src/data/brown.js';
 import { loadTokenData } from '../../src/data/dataset.js';
-import { repeatParagraphs } from '../../src/data/repeat.js';
+import { repeatParagraphs, vocabularyPieces } from '../../src/data/repeat.js';
 import { loadTokenizer } from '../../src/data/tokenizer-node.js';
 import { makeDistillConfig } from '../../src/distill/config.js';
 import { studentConfig, type StageContext } from '../../src/pipeline/stages.js';
@@ -19,7 +19,7 @@ const paras = ['First paragraph here.', 'Second one.', '', 'Third, after a blank
 const text = paras.join('\n\n');
 
 test('repeatParagraphs: fraction 0 keeps the text, 1 doubles every non-blank paragraph in place', () => {
-  assert.deepEqual(repeatParagraphs(text, { fraction: 0, seed: 1 }), { text, paragraphs: 5, repeated: 0 });
+  assert.deepEqual(repeatParagraphs(text, { fraction: 0, seed: 1 }), { text, paragraphs: 5, repeated: 0, random: 0 });
   const all = repeatParagraphs(text, { fraction: 1, seed: 7 });
   assert.equal(all.repeated, 4);
   assert.equal(all.text, paras.flatMap((p) => (p.trim() ? [p, p] : [p])).join('\n\n'));
@@ -36,6 +36,27 @@ test('repeatParagraphs: seeded; every output paragraph is an input paragraph, ea
   assert.equal(out.length, 400 + a.repeated);
   const dedup = out.filter((p, i) => i === 0 || p !== out[i - 1]);
   assert.equal(dedup.join('\n\n'), many);
+});
+
+test('random paragraphs: drawn from the vocabulary pieces, each written twice after a paragraph; the paragraph draws stay as without them', () => {
+  const tok = loadTokenizer(TEACHER), pieces = vocabularyPieces(tok);
+  assert.ok(pieces.length > 1800 && pieces.length < tok.vocabSize, `${pieces.length} pieces`);
+  for (const p of pieces) assert.ok(p.trim() && !/[\r\n\uFFFD]/.test(p), JSON.stringify(p));
+  const many = Array.from({ length: 300 }, (_, i) => `Paragraph number ${i}.`).join('\n\n');
+  const plain = repeatParagraphs(many, { fraction: 0.3, seed: 9 });
+  const r = repeatParagraphs(many, { fraction: 0.3, seed: 9, random: { fraction: 0.25, tokens: 12 } }, pieces);
+  assert.equal(r.repeated, plain.repeated);
+  assert.ok(r.random > 45 && r.random < 105, `${r.random} of 300 at 0.25`);
+  const out = r.text.split('\n\n'), synthetic = out.filter((p) => !p.startsWith('Paragraph number'));
+  assert.equal(synthetic.length, 2 * r.random);
+  for (let i = 0; i < out.length; i++) {
+    if (out[i].startsWith('Paragraph number')) continue;
+    const first = i === 0 || out[i - 1] !== out[i];
+    if (first) { assert.equal(out[i + 1], out[i]); assert.ok(tok.encode(out[i]).length >= 6, out[i]); }
+  }
+  // the natural paragraphs, with the synthetic ones taken out, are the paragraph-only output
+  assert.equal(out.filter((p) => p.startsWith('Paragraph number')).join('\n\n'), plain.text);
+  assert.throws(() => repeatParagraphs(many, { fraction: 0, seed: 1, random: { fraction: 0.5, tokens: 4 } }), /vocabulary pieces/);
 });
 
 test('loadTokenData: Brown with data.repeat repeats training paragraphs only; validation is unchanged', () => {
