@@ -154,6 +154,12 @@ for (const logitDtype of ['f32', 'f16'] as const) {
     // the top-k path with k = V (ids made in vocabulary order) is the full KL too
     const a3 = distillationLoss(s, y, topkTeacher(topkFromLogits(live, N, V, V, [2]), 2), o, null);
     assert.ok(Math.abs(a3.loss - a2.loss) <= 1e-5 * a2.loss, `top-k path ${a3.loss} vs full ${a2.loss}`);
+    // all logits serve a τ the cache was not made for: the same logits, the live teacher's loss at that τ
+    assert.ok(!TAUS.includes(0.7));
+    const at = r.read(order, 0.7), o7 = { ...o, tau: 0.7 };
+    assert.deepEqual(at.teacher.logits, got.teacher.logits);
+    const a4 = distillationLoss(s, y, at.teacher, o7, null), a5 = distillationLoss(s, y, { kind: 'full', logits: live }, o7, null);
+    assert.ok(Math.abs(a4.loss - a5.loss) <= (logitDtype === 'f32' ? 0 : 1e-5) * a5.loss, `tau 0.7: ${a4.loss} vs ${a5.loss}`);
     r.close();
   }));
 }

@@ -222,6 +222,10 @@ test('teacher-logit cache: build, distill from it, and reject a cache of another
   const r = qkd(['distill', '--config', cfg, '--out', join(tmp, 'from-cache')]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /teacher-logit cache/);
+  // a top-k cache holds its tail mass per τ: another τ is refused, naming the field
+  const otherTau = qkd(['distill', '--config', cfg, '--tau', '1', '--out', join(tmp, 'topk-tau1')]);
+  assert.equal(otherTau.status, 2, otherTau.stderr);
+  assert.match(otherTau.stderr, /field taus \[2\] lacks the recipe's tau 1/);
   // a teacher whose tokenizer differs from the one the cache was built with
   const other = join(tmp, 'other-teacher');
   cpSync(TEACHER, other, { recursive: true });
@@ -242,18 +246,22 @@ test('a cache of every logit (the default --k) trains like the live teacher', ()
   assert.match(b.stderr, /GiB on disk/);
   const h = JSON.parse(readFileSync(join(cache, 'cache.json'), 'utf8'));
   assert.equal(h.k, h.V, 'default --k is all');
-  for (const [cfg, out] of [[live, 'live-all'], [cached, 'cached-all']]) {
-    const r = qkd(['distill', '--config', cfg, '--out', join(tmp, out)]);
+  // the cache was made for τ 2; all logits serve τ 1 as well
+  for (const [cfg, out, tau] of [[live, 'live-all', '2'], [cached, 'cached-all', '2'], [live, 'live-all-t1', '1'], [cached, 'cached-all-t1', '1']]) {
+    const r = qkd(['distill', '--config', cfg, '--tau', tau, '--out', join(tmp, out)]);
     assert.equal(r.status, 0, r.stderr);
   }
   // same student, data and teacher distribution: the KL differs only by the cache's f16 rounding
-  const a = lines(join(tmp, 'live-all')).filter((l) => l.step <= 3 && l.kl !== undefined);
-  const c = lines(join(tmp, 'cached-all')).filter((l) => l.step <= 3 && l.kl !== undefined);
-  assert.equal(a.length, 3);
-  a.forEach((l, i) => {
-    assert.ok(Math.abs(l.kl - c[i].kl) <= 1e-4 * l.kl, `step ${l.step}: kl live ${l.kl} vs cache ${c[i].kl}`);
-    assert.ok(Math.abs(l.loss - c[i].loss) <= 1e-4 * l.loss, `step ${l.step}: loss live ${l.loss} vs cache ${c[i].loss}`);
-  });
+  for (const t of ['', '-t1']) {
+    const a = lines(join(tmp, `live-all${t}`)).filter((l) => l.step <= 3 && l.kl !== undefined);
+    const c = lines(join(tmp, `cached-all${t}`)).filter((l) => l.step <= 3 && l.kl !== undefined);
+    assert.equal(a.length, 3);
+    a.forEach((l, i) => {
+      assert.ok(Math.abs(l.kl - c[i].kl) <= 1e-4 * l.kl, `${t} step ${l.step}: kl live ${l.kl} vs cache ${c[i].kl}`);
+      assert.ok(Math.abs(l.loss - c[i].loss) <= 1e-4 * l.loss, `${t} step ${l.step}: loss live ${l.loss} vs cache ${c[i].loss}`);
+    });
+  }
+  assert.notEqual(lines(join(tmp, 'cached-all-t1'))[0].kl, lines(join(tmp, 'cached-all'))[0].kl, 'τ 1 is not τ 2');
 });
 
 test('bad recipes fail before any work with clear messages', () => {
