@@ -10,6 +10,16 @@
  * Seeded and deterministic (two xorshift32 streams, so adding `random` leaves the paragraph draws as
  * they were); applied to training text only, never to validation text.
  */
+import { z } from 'zod';
+
+/** A recipe's `data.repeat` (validated; unknown keys rejected). */
+export const RepeatSchema = z.object({
+  fraction: z.number().min(0).max(1),
+  seed: z.number().int().min(0).max(0xffffffff).default(1),
+  /** Synthetic paragraphs of `tokens` random vocabulary pieces, each written twice, after a paragraph with probability `fraction`. */
+  random: z.object({ fraction: z.number().gt(0).max(1), tokens: z.number().int().min(1).max(4096) }).strict().optional(),
+}).strict();
+
 export interface RepeatSpec {
   /** Probability that a non-blank paragraph is followed by a copy of itself. */
   fraction: number;

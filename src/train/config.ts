@@ -13,20 +13,13 @@ export const TEACHER_PRESET = 'teacher';
 import { MAX_BYTES, readRegularText } from '../io/read-file.js';
 import { checkWarmup } from './guard.js';
 import { QkdError } from '../tensor/errors.js';
+import { RepeatSchema } from '../data/repeat.js';
 
 /** A model in a config: a preset name plus overrides of any architecture field (the vocabulary comes from the tokenizer). */
 export const ModelSpecSchema = ModelConfigSchema.omit({ vocabSize: true }).partial().extend({
   preset: z.string().default('teacher-small'),
 }).strict();
 export type ModelSpec = z.output<typeof ModelSpecSchema>;
-
-/** Paragraphs of the training text repeated right after themselves (data/repeat.ts); never the validation text. */
-export const RepeatSchema = z.object({
-  fraction: z.number().min(0).max(1),
-  seed: z.number().int().min(0).max(0xffffffff).default(1),
-  /** Synthetic paragraphs of `tokens` random vocabulary pieces, each written twice, after a paragraph with probability `fraction`. */
-  random: z.object({ fraction: z.number().gt(0).max(1), tokens: z.number().int().min(1).max(4096) }).strict().optional(),
-}).strict();
 
 export const DataSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('brown'), repeat: RepeatSchema.optional() }).strict(),

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { QkdError } from '../../tensor/errors.js';
-import { RepeatSchema } from '../../train/config.js';
+import { RepeatSchema } from '../../data/repeat.js';
 
 const Split = z.object({ ppl: z.number(), nll: z.number(), top1: z.number().min(0).max(1), tokens: z.number().int().nonnegative() });
 const ModelEval = z.object({ valid: Split.optional(), test: Split.optional() });
