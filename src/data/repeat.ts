@@ -20,14 +20,8 @@ export const RepeatSchema = z.object({
   random: z.object({ fraction: z.number().gt(0).max(1), tokens: z.number().int().min(1).max(4096) }).strict().optional(),
 }).strict();
 
-export interface RepeatSpec {
-  /** Probability that a non-blank paragraph is followed by a copy of itself. */
-  fraction: number;
-  /** Seed of the generators (0 counts as 1). */
-  seed: number;
-  /** Synthetic paragraphs of random vocabulary pieces, each written twice. */
-  random?: { fraction: number; tokens: number };
-}
+/** `fraction`: probability that a non-blank paragraph is followed by a copy of itself; `seed` of the generators (0 counts as 1). */
+export type RepeatSpec = z.output<typeof RepeatSchema>;
 
 export interface Repeated {
   text: string;

@@ -47,7 +47,7 @@ export function openTeacher(cfg: { teacher: string; teacherCache: string | null;
     if (reader.header.teacher.weightsSha256 !== id.teacher.weightsSha256) {
       throw new QkdError('E_CONFIG', `${where}: field teacher.weightsSha256: the cache was made from other weights than ${cfg.teacher}`);
     }
-    if (reader.header.k !== reader.header.V && !reader.header.taus.includes(cfg.tau)) { // all logits serve every τ
+    if (!reader.servesTau(cfg.tau)) {
       throw new QkdError('E_CONFIG', `${where}: field taus ${JSON.stringify(reader.header.taus)} lacks the recipe's tau ${cfg.tau} (a top-${reader.header.k} cache serves only its taus)`);
     }
     return {

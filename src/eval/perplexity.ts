@@ -37,6 +37,11 @@ export interface EvalOptions {
    * on loses it past its training length: docs/distillation.md "Session 6").
    */
   positionRanges?: number;
+  /**
+   * Filled with the nll of every prediction, at index w·context + p (window w, predicting position p);
+   * each window's last entry is left as it was. At least (windows · context) long.
+   */
+  tokenNll?: Float32Array;
 }
 
 /**
@@ -59,6 +64,9 @@ export function evaluate(model: CausalLM, ids: ArrayLike<number>, opt: EvalOptio
   }
   const windows = Math.floor(ids.length / T);
   if (windows === 0) throw new QkdError('E_INPUT', `text has ${ids.length} tokens, fewer than one window of ${T}`);
+  if (opt.tokenNll && opt.tokenNll.length < windows * T) {
+    throw new QkdError('E_CONFIG', `tokenNll: ${opt.tokenNll.length} entries for ${windows} windows of ${T} (${windows * T} needed)`);
+  }
   const B = Math.max(1, Math.min(opt.batch ?? 8, windows));
   let nllSum = 0, correct = 0, count = 0;
   const bounds = opt.positionRanges !== undefined ? positionRangeBounds(T, opt.positionRanges) : null;
@@ -79,6 +87,7 @@ export function evaluate(model: CausalLM, ids: ArrayLike<number>, opt: EvalOptio
       if (y[i] < 0) continue;
       const hit = argmax(logits, i * V, V) === y[i] ? 1 : 0;
       nllSum += losses[i];
+      if (opt.tokenNll) opt.tokenNll[w0 * T + i] = losses[i];
       count++;
       correct += hit;
       if (acc) {

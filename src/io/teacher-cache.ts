@@ -220,13 +220,15 @@ export class TeacherCacheReader {
     return new TeacherCacheReader(dir, header, fd, header.complete ? header.windows : Math.floor(size / R));
   }
 
-  /**
-   * Windows `indices` (each in 0..windows-1) with the teacher at `tau`: any τ from a cache of all
-   * logits (the loss applies it), one of header.taus from a top-k cache (its tail mass is per τ).
-   */
+  /** Whether `read` serves `tau`: any τ from a cache of all logits (the loss applies it), one of header.taus from a top-k cache (its tail mass is per τ). */
+  servesTau(tau: number): boolean {
+    return this.header.k === this.header.V || this.header.taus.includes(tau);
+  }
+
+  /** Windows `indices` (each in 0..windows-1) with the teacher at `tau` (see servesTau). */
   read(indices: readonly number[], tau: number): CachedWindows {
     const h = this.header, T = h.T, k = h.k, B = indices.length, a = h.taus.indexOf(tau);
-    if (a < 0 && k !== h.V) throw new QkdError('E_CONFIG', `${join(this.dir, HEADER_FILE)}: tau ${tau} is not one of the cached taus ${JSON.stringify(h.taus)}`);
+    if (!this.servesTau(tau)) throw new QkdError('E_CONFIG', `${join(this.dir, HEADER_FILE)}: tau ${tau} is not one of the cached taus ${JSON.stringify(h.taus)}`);
     const teacher: TeacherDist = k === h.V ? { kind: 'full', logits: new Float32Array(B * T * k) } : {
       kind: 'topk', k, tau, ids: h.V <= 65536 ? new Uint16Array(B * T * k) : new Int32Array(B * T * k),
       logits: new Float32Array(B * T * k), lse: new Float32Array(B * T) };

@@ -31,7 +31,9 @@ test('evaluate by position equals a plain log-softmax of the logits, range by ra
   const tok = loadTokenizer(TEACHER);
   const T = 24, W = 5, n = 3;
   const ids = tok.encode(readFileSync(TEXT, 'utf8').slice(0, 4000)).slice(0, T * W + 7); // a tail shorter than a window is dropped
-  const r = evaluate(model, ids, { context: T, batch: 2, positionRanges: n });
+  const tokenNll = new Float32Array(W * T).fill(NaN);
+  const r = evaluate(model, ids, { context: T, batch: 2, positionRanges: n, tokenNll });
+  assert.throws(() => evaluate(model, ids, { context: T, tokenNll: new Float32Array(W * T - 1) }), /tokenNll: 119 entries for 5 windows of 24/);
   const bounds = positionRangeBounds(T, n), V = model.config.vocabSize;
   const sum = new Array(n).fill(0), hits = new Array(n).fill(0), cnt = new Array(n).fill(0);
   for (let w = 0; w < W; w++) {
@@ -44,10 +46,12 @@ test('evaluate by position equals a plain log-softmax of the logits, range by ra
       for (let j = 0; j < V; j++) z += Math.exp(row[j] - m);
       const k = bounds.findIndex((b, i) => i + 1 < bounds.length && p >= b && p < bounds[i + 1]);
       sum[k] += m + Math.log(z) - row[y];
+      assert.ok(Math.abs(tokenNll[w * T + p] - (m + Math.log(z) - row[y])) < 1e-4, `tokenNll at window ${w}, position ${p}`);
       hits[k] += best === y ? 1 : 0;
       cnt[k]++;
     }
   }
+  for (let w = 0; w < W; w++) assert.ok(Number.isNaN(tokenNll[w * T + T - 1]), 'a window\'s last entry is left as it was');
   assert.equal(r.byPosition?.length, n);
   let weighted = 0;
   r.byPosition!.forEach((g, k) => {
