@@ -82,8 +82,8 @@ export interface Progress {
  * Rendering is driven from update() (not a timer), so long synchronous loops still show progress.
  */
 export function progress(label: string, extra = ''): Progress {
-  const tty = process.stderr.isTTY === true, t0 = Date.now();
-  let last = 0, started = false;
+  const tty = process.stderr.isTTY === true;
+  let t0 = Date.now(), last = 0, started = false, first = NaN;
   const bar = tty ? new cliProgress.SingleBar({
     format: `${label} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}${extra}`,
     stream: process.stderr, hideCursor: true, etaBuffer: 20,
@@ -98,9 +98,11 @@ export function progress(label: string, extra = ''): Progress {
         if (now - last > 200 || done === total) { (bar as unknown as { render(): void }).render(); last = now; }
         return;
       }
+      // the rate counts from the first update, so a resumed run's ETA is not its old steps' credit
+      if (Number.isNaN(first)) { first = done; t0 = now; }
       if (now - last < 5000 && done !== total) return;
       last = now;
-      const secs = (now - t0) / 1000, eta = done > 0 ? (secs * (total - done)) / done : NaN;
+      const secs = (now - t0) / 1000, eta = done > first ? (secs * (total - done)) / (done - first) : NaN;
       const fields = Object.entries(payload).map(([k, v]) => `${k} ${v}`).join(' | ');
       process.stderr.write(`${label}: ${done}/${total} (${((100 * done) / total).toFixed(1)}%) | ${secs.toFixed(0)} s | ETA ${
         Number.isFinite(eta) ? eta.toFixed(0) + ' s' : '?'}${fields ? ' | ' + fields : ''}\n`);
