@@ -3,8 +3,8 @@
  * loads) run on each batch, or a teacher-logit cache (top-k per position) written once by
  * `qkd teacher-cache` over the windows of the training stream. Also the cache builder.
  */
-import { existsSync, statfsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { WindowSampler, loadTokenData, type DataSpec } from '../data/dataset.js';
 import { cacheIdentity, checkSameSpec, planTeacherCache, type CacheBuildRequest, type ShardSpec } from './teacher-cache-job.js';
@@ -13,6 +13,7 @@ import { loadModel } from '../io/load-model.js';
 import { loadHfModelConfig } from '../io/hf.js';
 import type { Transformer } from '../model/transformer.js';
 import { QkdError } from '../tensor/errors.js';
+import { freeBytes } from '../train/guard.js';
 import { checkCacheMatches, DATA_FILE, recordLayout, type TeacherCacheSpec } from '../io/teacher-cache-format.js';
 import { TeacherCacheReader, TeacherCacheWriter } from '../io/teacher-cache.js';
 import { topkFromLogits, type TeacherDist } from './loss.js';
@@ -110,12 +111,15 @@ export async function buildTeacherCache(o: CacheBuildOptions, be: Backend, tok: 
 
 /** Refuses to start a cache that cannot fit: `bytes` in all, less what a partial cache already holds. */
 function checkDiskSpace(out: string, bytes: number): void {
-  let dir = out;
-  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
-  const data = join(out, DATA_FILE), have = existsSync(data) ? statSync(data).size : 0;
-  const st = statfsSync(dir), free = st.bavail * st.bsize, need = bytes - have;
+  const need = bytes - cacheBytesOnDisk(out), free = freeBytes(out);
   if (need > free) {
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-    throw new QkdError('E_INPUT', `${out}: the teacher cache needs ${gib(need)} more, ${dir} has ${gib(free)} free (use a smaller --k, or another --out)`);
+    throw new QkdError('E_INPUT', `${out}: the teacher cache needs ${gib(need)} more, its file system has ${gib(free)} free (use a smaller --k, or another --out)`);
   }
+}
+
+/** Bytes of logit records a (partial) cache in `out` already holds; 0 when there is none. */
+export function cacheBytesOnDisk(out: string): number {
+  const data = join(out, DATA_FILE);
+  return existsSync(data) ? statSync(data).size : 0;
 }

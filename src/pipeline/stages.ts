@@ -12,18 +12,21 @@ import { loadTextInputs } from '../data/text.js';
 import { loadTokenizer } from '../data/tokenizer-node.js';
 import { makeDistillConfig, type DistillConfig } from '../distill/config.js';
 import { distill, totalSteps } from '../distill/distill.js';
-import { buildTeacherCache } from '../distill/teacher.js';
+import { buildTeacherCache, cacheBytesOnDisk } from '../distill/teacher.js';
 import { evaluate, type EvalResult } from '../eval/perplexity.js';
 import { decodeSpeed, type DecodeSpeed } from '../eval/speed.js';
 import { buildSuite, evaluateTasks, type TasksResult } from '../eval/tasks/index.js';
 import { writeDirAtomic, writeFileAtomic } from '../io/atomic.js';
 import { exportStudent } from '../io/export.js';
+import { loadHfModelConfig } from '../io/hf.js';
+import { recordLayout } from '../io/teacher-cache-format.js';
 import { loadModel } from '../io/load-model.js';
 import { buildReport } from '../eval/report/build.js';
 import { writeReport } from '../eval/report/write.js';
 import { loadInt8Model } from '../runtime/int8-node.js';
 import type { CausalLM } from '../runtime/generate.js';
 import { makeTrainConfig, readConfigFile } from '../train/config.js';
+import { freeBytes } from '../train/guard.js';
 import { train, type TrainHooks } from '../train/trainer.js';
 import type { PipelineConfig } from './config.js';
 
@@ -71,19 +74,53 @@ export function studentConfig(c: StageContext, cache: string | null): DistillCon
     `${c.cfg.recipe} (pipeline)`);
 }
 
-/** Whether a teacher-logit cache pays: the student sees its windows more than once (or the config says on). */
-export function wantsCache(c: StageContext): boolean {
-  if (c.cfg.cache !== 'auto') return c.cfg.cache === 'on';
-  const dc = studentConfig(c, null);
-  if (dc.alpha >= 1) return false;
-  const tok = loadTokenizer(teacherDir(c)), windows = Math.floor((loadTokenData(dc.data, tok).train.length - 1) / dc.context);
-  return totalSteps(dc, windows) * dc.batch > windows;
+/** What decides the cache stage in auto mode (all counts of the student's recipe on the pipeline's text). */
+export interface CacheFacts {
+  alpha: number;
+  /** Windows the student reads (steps x batch) and windows its training text has. */
+  reads: number;
+  windows: number;
+  /** Bytes of the full-logit cache, bytes of it already on disk, and bytes free beside it. */
+  bytes: number;
+  have: number;
+  free: number;
 }
+
+/**
+ * Auto mode: a teacher-logit cache pays when the student reads its windows more than once, and is
+ * built only when it fits in 90% of the free disk (a full-logit cache is windows x T x vocabulary x 2
+ * bytes: a 50k-vocabulary teacher on 2M tokens needs ~200 GB); otherwise the student runs the live teacher.
+ * What a partial or complete cache already holds counts as room, so a resumed run decides as the first did.
+ */
+export function cacheDecision(f: CacheFacts): { use: boolean; why: string } {
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+  if (f.alpha >= 1) return { use: false, why: 'not needed (alpha 1: the student learns from labels only)' };
+  if (f.reads <= f.windows) return { use: false, why: 'not needed (the student sees each window at most once)' };
+  if (f.bytes - f.have > 0.9 * f.free) {
+    return { use: false, why: `skipped: the full-logit cache would need ${gib(f.bytes)}, the disk has ${gib(f.free)} free; ` +
+      'the student runs the live teacher (slower per step, same result)' };
+  }
+  return { use: true, why: `${gib(f.bytes)} of teacher logits (the student reads each window ${(f.reads / f.windows).toFixed(1)} times)` };
+}
+
+/** Whether the pipeline builds and uses a teacher-logit cache (the config's on/off, or cacheDecision). */
+export function wantsCache(c: StageContext): { use: boolean; why: string } {
+  if (c.cfg.cache !== 'auto') return { use: c.cfg.cache === 'on', why: `${c.cfg.cache} in the pipeline config` };
+  const dc = studentConfig(c, null);
+  if (dc.alpha >= 1) return cacheDecision({ alpha: dc.alpha, reads: 0, windows: 0, bytes: 0, have: 0, free: 0 });
+  const tok = loadTokenizer(teacherDir(c)), windows = Math.floor((loadTokenData(dc.data, tok).train.length - 1) / dc.context);
+  const V = loadHfModelConfig(teacherDir(c)).vocabSize, out = join(c.out, 'cache');
+  const bytes = windows * recordLayout({ V, k: V, T: dc.context, taus: [dc.tau], logitDtype: CACHE_DTYPE }).bytes;
+  return cacheDecision({ alpha: dc.alpha, reads: totalSteps(dc, windows) * dc.batch, windows, bytes, have: cacheBytesOnDisk(out),
+    free: freeBytes(out) });
+}
+
+const CACHE_DTYPE = 'f16';
 
 export function cacheStage(c: StageContext): void {
   const dc = studentConfig(c, null), tok = loadTokenizer(teacherDir(c));
   buildTeacherCache({ teacher: teacherDir(c), out: join(c.out, 'cache'), data: dc.data, context: dc.context, k: 'all',
-    taus: [dc.tau], logitDtype: 'f16', batch: 8 }, c.be, tok);
+    taus: [dc.tau], logitDtype: CACHE_DTYPE, batch: 8 }, c.be, tok);
 }
 
 export async function studentStage(c: StageContext, cache: string | null, resume: boolean): Promise<void> {

@@ -27,7 +27,7 @@ export function checkWarmup(warmup: number, steps: number, where: string): void 
 }
 
 /** Free bytes on the file system holding `dir` (or its nearest existing parent); Infinity when unknown. */
-function freeBytes(dir: string): number {
+export function freeBytes(dir: string): number {
   let d = resolve(dir);
   while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
   try {
