@@ -98,7 +98,7 @@ export function cacheDecision(f: CacheFacts): { use: boolean; why: string } {
   if (f.reads <= f.windows) return { use: false, why: 'not needed (the student sees each window at most once)' };
   if (f.bytes - f.have > 0.9 * f.free) {
     return { use: false, why: `skipped: the full-logit cache would need ${gib(f.bytes)}, the disk has ${gib(f.free)} free; ` +
-      'the student runs the live teacher (slower per step, same result)' };
+      'the student runs the live teacher (slower per step)' };
   }
   return { use: true, why: `${gib(f.bytes)} of teacher logits (the student reads each window ${(f.reads / f.windows).toFixed(1)} times)` };
 }
