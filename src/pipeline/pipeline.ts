@@ -86,10 +86,12 @@ function plan(c: StageContext): Stage[] {
     stages.push({ name: 'teacher', deps: ['tokenizer'], inputs: { train: () => teacherTrainConfig(c) }, dirs: ['teacher'],
       run: (r) => teacherStage(c, r) });
   } else stages.push({ name: 'teacher', deps: [], inputs: { given: cfg.teacher, files: () => teacherIdentity(cfg.teacher!) }, dirs: [], run: () => {} });
-  const useCache = () => wantsCache(c).use;
+  // decided once per run, when first asked (after the teacher exists): each decision tokenizes the training text
+  let decided: ReturnType<typeof wantsCache> | undefined;
+  const cacheChoice = () => (decided ??= wantsCache(c)), useCache = () => cacheChoice().use;
   stages.push({ name: 'cache', deps: ['teacher'], inputs: { on: useCache, student: () => studentConfig(c, null) }, dirs: ['cache'],
     present: () => !useCache() || exists(c, 'cache', 'cache.json'),
-    run: () => { const d = wantsCache(c); c.info(`cache: ${d.why}`); if (d.use) cacheStage(c); } });
+    run: () => { c.info(`cache: ${cacheChoice().why}`); if (useCache()) cacheStage(c); } });
   stages.push({ name: 'student', deps: ['teacher', 'cache'], inputs: { recipe: () => studentConfig(c, null) }, dirs: ['student'],
     run: (r) => studentStage(c, useCache() ? join(c.out, 'cache') : null, r) });
   stages.push({ name: 'export', deps: ['student'], inputs: {}, dirs: ['export'], run: () => exportStage(c) });

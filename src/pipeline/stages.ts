@@ -13,6 +13,7 @@ import { loadTokenizer } from '../data/tokenizer-node.js';
 import { makeDistillConfig, type DistillConfig } from '../distill/config.js';
 import { distill, totalSteps } from '../distill/distill.js';
 import { buildTeacherCache, cacheBytesOnDisk } from '../distill/teacher.js';
+import { windowCount } from '../distill/teacher-cache-job.js';
 import { evaluate, type EvalResult } from '../eval/perplexity.js';
 import { decodeSpeed, type DecodeSpeed } from '../eval/speed.js';
 import { buildSuite, evaluateTasks, type TasksResult } from '../eval/tasks/index.js';
@@ -108,7 +109,7 @@ export function wantsCache(c: StageContext): { use: boolean; why: string } {
   if (c.cfg.cache !== 'auto') return { use: c.cfg.cache === 'on', why: `${c.cfg.cache} in the pipeline config` };
   const dc = studentConfig(c, null);
   if (dc.alpha >= 1) return cacheDecision({ alpha: dc.alpha, reads: 0, windows: 0, bytes: 0, have: 0, free: 0 });
-  const tok = loadTokenizer(teacherDir(c)), windows = Math.floor((loadTokenData(dc.data, tok).train.length - 1) / dc.context);
+  const tok = loadTokenizer(teacherDir(c)), windows = windowCount(loadTokenData(dc.data, tok).train.length, dc.context);
   const V = loadHfModelConfig(teacherDir(c)).vocabSize, out = join(c.out, 'cache');
   const bytes = windows * recordLayout({ V, k: V, T: dc.context, taus: [dc.tau], logitDtype: CACHE_DTYPE }).bytes;
   return cacheDecision({ alpha: dc.alpha, reads: totalSteps(dc, windows) * dc.batch, windows, bytes, have: cacheBytesOnDisk(out),
